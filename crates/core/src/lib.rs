@@ -1,0 +1,30 @@
+//! jwtgate-core: the token core. Compact JWS parsing, keys (PEM, JWK/JWKS, thumbprints,
+//! generation), signing, verification and claims rules. It does no IO and reads no clock:
+//! time comes in as an argument, so every decision here is a pure function of its inputs.
+
+pub mod alg;
+pub mod claims;
+pub mod error;
+pub mod issue;
+pub mod jose;
+mod json;
+pub mod key;
+pub mod verify;
+
+pub use alg::{Algorithm, Curve, KeyType};
+pub use claims::{Claims, Registered, Rules};
+pub use error::{KeyError, Part, Reject};
+pub use jose::{Header, Jws};
+pub use key::{Key, KeySet};
+pub use issue::sign;
+pub use verify::{verify, verify_jws, Verified};
+
+/// Compares two byte strings in constant time (for their common length).
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    aws_lc_rs::constant_time::verify_slices_are_equal(a, b).is_ok()
+}
+
+/// Operations that weaken a check. Each is named for what it gives up (RFC 8725 §3).
+pub mod dangerous {
+    pub use crate::issue::sign_compact;
+}

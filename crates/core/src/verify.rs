@@ -1,0 +1,97 @@
+//! Verification: the one path every token takes. Structure, then the key the token names
+//! (its algorithm must equal the key's), then the signature, then the claims rules.
+//! The payload is parsed only after its signature has been checked.
+
+use crate::claims::{Claims, Rules};
+use crate::error::{Part, Reject};
+use crate::jose::{Header, Jws};
+use crate::key::{Key, KeySet};
+
+/// A token whose signature and claims passed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verified {
+    pub header: Header,
+    pub claims: Claims,
+    /// The `kid` of the key that verified the signature.
+    pub key_id: String,
+    payload: String,
+}
+
+impl Verified {
+    /// The payload JSON, exactly as signed.
+    pub fn payload_json(&self) -> &str {
+        &self.payload
+    }
+
+    /// Any claim by name, parsed on demand (for claims jwtgate does not type).
+    pub fn claim(&self, name: &str) -> Option<serde_json::Value> {
+        let mut map: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&self.payload).ok()?;
+        map.remove(name)
+    }
+}
+
+/// Verifies a JWT: structure, key selection with the algorithm pinned by the key, signature,
+/// then `rules` at time `now` (seconds since the epoch).
+pub fn verify(token: &str, keys: &KeySet, rules: &Rules, now: i64) -> Result<Verified, Reject> {
+    let (jws, key) = verify_jws(token, keys)?;
+    let claims = Claims::parse(jws.payload())?;
+    rules.check(&claims, now)?;
+    let key_id = key.kid().to_owned();
+    let header = jws.header.clone();
+    let payload = String::from_utf8(jws.into_payload()).map_err(|_| Reject::Json {
+        part: Part::Payload,
+        reason: "not UTF-8".into(),
+    })?;
+    Ok(Verified {
+        header,
+        claims,
+        key_id,
+        payload,
+    })
+}
+
+/// Verifies a JWS signature only; the payload may be any bytes and no claim is looked at.
+pub fn verify_jws<'t, 'k>(token: &'t str, keys: &'k KeySet) -> Result<(Jws<'t>, &'k Key), Reject> {
+    let jws = Jws::parse(token)?;
+    let key = check_signature(&jws, keys)?;
+    Ok((jws, key))
+}
+
+fn check_signature<'k>(jws: &Jws, keys: &'k KeySet) -> Result<&'k Key, Reject> {
+    let alg = jws.header.alg;
+    let verifies = |key: &Key| key.verify_signature(jws.signing_input(), jws.signature());
+    if let Some(kid) = &jws.header.kid {
+        let key = keys
+            .get(kid)
+            .ok_or_else(|| Reject::UnknownKid { kid: kid.clone() })?;
+        if key.alg() != alg {
+            return Err(Reject::AlgorithmMismatch {
+                alg,
+                kid: key.kid().to_owned(),
+                bound: key.alg(),
+            });
+        }
+        return if verifies(key) {
+            Ok(key)
+        } else {
+            Err(Reject::BadSignature)
+        };
+    }
+    // No kid: only keys bound to the token's algorithm are candidates.
+    let mut candidates = keys.keys().iter().filter(|k| k.alg() == alg).peekable();
+    if candidates.peek().is_none() {
+        return Err(match keys.keys() {
+            [only] => Reject::AlgorithmMismatch {
+                alg,
+                kid: only.kid().to_owned(),
+                bound: only.alg(),
+            },
+            all => Reject::NoKeyForAlgorithm {
+                alg,
+                bound: all.iter().map(Key::alg).collect(),
+            },
+        });
+    }
+    candidates.find(|k| verifies(k)).ok_or(Reject::BadSignature)
+}
