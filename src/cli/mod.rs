@@ -1,0 +1,154 @@
+//! The command line: argument types (clap), dispatch, and what every command shares — reading
+//! key files, the clock, writing output files without clobbering anything.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use jwtgate_core::key::{parse_keys, raw};
+use jwtgate_core::{Algorithm, Key, KeyType};
+
+mod key;
+mod token;
+
+/// jwtgate issues, verifies and gates with JSON Web Tokens.
+///
+/// Exit codes: 0 success, 1 failure (including an invalid token), 2 usage error.
+#[derive(Debug, Parser)]
+#[command(name = "jwtgate", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Generate keys and print key sets (PEM, JWK, JWKS, env form).
+    #[command(subcommand)]
+    Key(key::KeyCommand),
+    /// Sign and verify tokens.
+    #[command(subcommand)]
+    Token(token::TokenCommand),
+}
+
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Key(cmd) => key::run(cmd),
+        Command::Token(cmd) => token::run(cmd),
+    }
+}
+
+/// A mistake in how the command was called; exits with status 2.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+pub fn usage(msg: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(UsageError(msg.into()))
+}
+
+/// Parses an algorithm name for clap.
+pub fn parse_alg(s: &str) -> Result<Algorithm, String> {
+    s.parse()
+}
+
+/// Seconds since the epoch, from the system clock.
+pub fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// How to read a key file.
+#[derive(Clone, Debug, Default)]
+pub struct KeyFileOptions {
+    pub alg: Option<Algorithm>,
+    pub kid: Option<String>,
+    /// For HMAC secrets in plain files: decode the file as base64 instead of using its text.
+    pub secret_base64: bool,
+}
+
+/// Reads every key in a file: PEM, JWK, JWKS or env form; with an HMAC `--alg`, a plain file
+/// is the shared secret itself. Unusable JWKS entries are reported on stderr and skipped.
+pub fn load_key_file(path: &Path, opts: &KeyFileOptions) -> Result<Vec<Key>> {
+    let bytes = fs::read(path).with_context(|| format!("cannot read key file {}", path.display()))?;
+    let shown = path.display();
+    let hmac = opts.alg.filter(|a| a.key_type() == KeyType::Oct);
+    let text = std::str::from_utf8(&bytes).ok();
+    let is_json = text.is_some_and(|t| t.trim_start().starts_with('{'));
+    if let (Some(alg), false) = (hmac, is_json) {
+        let key = match (text, opts.secret_base64) {
+            (Some(t), true) => raw::hmac_from_base64(alg, t, opts.kid.clone()),
+            (Some(t), false) => raw::hmac_from_text(alg, t, opts.kid.clone()),
+            (None, true) => bail!("{shown}: --secret-base64 given but the file is not text"),
+            (None, false) => Key::hmac(alg, &bytes, opts.kid.clone()),
+        }
+        .with_context(|| format!("{shown}"))?;
+        return Ok(vec![key]);
+    }
+    if opts.secret_base64 {
+        return Err(usage("--secret-base64 applies only to HMAC secrets (--alg HS256|HS384|HS512)"));
+    }
+    let Some(text) = text else {
+        bail!("{shown}: not a text key file (PEM, JWK, JWKS or env form)");
+    };
+    let (keys, skipped) = parse_keys(text, opts.alg, opts.kid.clone()).with_context(|| format!("{shown}"))?;
+    for reason in skipped {
+        eprintln!("warning: {shown}: skipped a key: {reason}");
+    }
+    if keys.is_empty() {
+        bail!("{shown}: no usable key");
+    }
+    Ok(keys)
+}
+
+/// Writes `contents` to `path` atomically (temp file, fsync, rename). Refuses to replace an
+/// existing file unless `force`; `secret` files are created readable by the owner only.
+pub fn write_new_file(path: &Path, contents: &[u8], force: bool, secret: bool) -> Result<()> {
+    if path.exists() && !force {
+        bail!("{} already exists; pass --force to replace it", path.display());
+    }
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .with_context(|| format!("{} is not a file path", path.display()))?;
+    let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
+    let result = (|| -> Result<()> {
+        let mut options = fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(if secret { 0o600 } else { 0o644 });
+        }
+        let mut file = options
+            .open(&tmp)
+            .with_context(|| format!("cannot create {}", tmp.display()))?;
+        file.write_all(contents)?;
+        file.sync_all()?;
+        fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+        if let Ok(d) = fs::File::open(&dir) {
+            // Makes the rename itself durable; failure here loses nothing already written.
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
