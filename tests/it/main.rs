@@ -1,1 +1,7 @@
+//! End-to-end tests: the real `jwtgate` binary, driven as a user would drive it.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+mod cli;
+mod harness;
+mod interop;
