@@ -142,7 +142,9 @@ fn resolve_alg(args: &GenArgs) -> Result<Algorithm> {
     let crv = match args.crv.as_deref() {
         None => None,
         Some(name) => Some(Curve::from_name(name).ok_or_else(|| {
-            usage(format!("unknown curve '{name}' (supported: P-256, P-384, P-521, Ed25519)"))
+            usage(format!(
+                "unknown curve '{name}' (supported: P-256, P-384, P-521, Ed25519)"
+            ))
         })?),
     };
     let kty = args.kty.map(|k| match k {
@@ -162,7 +164,10 @@ fn resolve_alg(args: &GenArgs) -> Result<Algorithm> {
     };
     if let Some(kty) = kty {
         if alg.key_type() != kty {
-            return Err(usage(format!("--alg {alg} does not use --kty {:?} keys", args.kty.unwrap_or(Kty::Oct))));
+            return Err(usage(format!(
+                "--alg {alg} does not use --kty {:?} keys",
+                args.kty.unwrap_or(Kty::Oct)
+            )));
         }
     }
     if let Some(crv) = crv {
@@ -176,13 +181,17 @@ fn resolve_alg(args: &GenArgs) -> Result<Algorithm> {
 fn gen(args: GenArgs) -> Result<ExitCode> {
     let alg = resolve_alg(&args)?;
     if args.format == Format::Env && alg != Algorithm::EdDSA {
-        return Err(usage(format!("--format env is for EdDSA (Ed25519) keys, not {alg}")));
+        return Err(usage(format!(
+            "--format env is for EdDSA (Ed25519) keys, not {alg}"
+        )));
     }
     if args.public && alg.key_type() == KeyType::Oct {
         return Err(usage("an HMAC secret has no public part; drop --public"));
     }
     if args.format == Format::Pem && alg.key_type() == KeyType::Oct {
-        return Err(usage("HMAC secrets have no PEM form; use --format jwk or jwks"));
+        return Err(usage(
+            "HMAC secrets have no PEM form; use --format jwk or jwks",
+        ));
     }
     if alg.key_type() == KeyType::Oct {
         if let Some(bits) = args.size {
@@ -195,13 +204,27 @@ fn gen(args: GenArgs) -> Result<ExitCode> {
         }
     }
     let key = Key::generate(alg, args.size, args.kid.clone()).map_err(|e| usage(e.to_string()))?;
-    output(&key, args.format, !args.public, args.out.as_deref(), args.force)
+    output(
+        &key,
+        args.format,
+        !args.public,
+        args.out.as_deref(),
+        args.force,
+    )
 }
 
 /// Prints or writes `key` in `format`.
-fn output(key: &Key, format: Format, private: bool, out: Option<&Path>, force: bool) -> Result<ExitCode> {
+fn output(
+    key: &Key,
+    format: Format,
+    private: bool,
+    out: Option<&Path>,
+    force: bool,
+) -> Result<ExitCode> {
     if !private && key.is_symmetric() {
-        return Err(usage("an HMAC secret has no public form; add --private to export the secret"));
+        return Err(usage(
+            "an HMAC secret has no public form; add --private to export the secret",
+        ));
     }
     let text = match format {
         Format::Pem => key.to_pem(private).map_err(|e| usage(e.to_string()))?,
@@ -215,7 +238,12 @@ fn output(key: &Key, format: Format, private: bool, out: Option<&Path>, force: b
         None => print!("{text}"),
         Some(path) => {
             write_new_file(path, text.as_bytes(), force, private)?;
-            eprintln!("wrote {} key '{}' to {}", key.alg(), key.kid(), path.display());
+            eprintln!(
+                "wrote {} key '{}' to {}",
+                key.alg(),
+                key.kid(),
+                path.display()
+            );
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -244,9 +272,19 @@ fn export(args: ExportArgs) -> Result<ExitCode> {
         }
     };
     if args.private && !key.has_private() {
-        bail!("{}: key '{}' has no private part to export", args.file.display(), key.kid());
+        bail!(
+            "{}: key '{}' has no private part to export",
+            args.file.display(),
+            key.kid()
+        );
     }
-    output(&key, args.format, args.private, args.out.as_deref(), args.force)
+    output(
+        &key,
+        args.format,
+        args.private,
+        args.out.as_deref(),
+        args.force,
+    )
 }
 
 fn pretty<T: serde::Serialize>(value: &T) -> Result<String> {

@@ -82,7 +82,8 @@ pub struct KeyFileOptions {
 /// Reads every key in a file: PEM, JWK, JWKS or env form; with an HMAC `--alg`, a plain file
 /// is the shared secret itself. Unusable JWKS entries are reported on stderr and skipped.
 pub fn load_key_file(path: &Path, opts: &KeyFileOptions) -> Result<Vec<Key>> {
-    let bytes = fs::read(path).with_context(|| format!("cannot read key file {}", path.display()))?;
+    let bytes =
+        fs::read(path).with_context(|| format!("cannot read key file {}", path.display()))?;
     let shown = path.display();
     let hmac = opts.alg.filter(|a| a.key_type() == KeyType::Oct);
     let text = std::str::from_utf8(&bytes).ok();
@@ -98,12 +99,15 @@ pub fn load_key_file(path: &Path, opts: &KeyFileOptions) -> Result<Vec<Key>> {
         return Ok(vec![key]);
     }
     if opts.secret_base64 {
-        return Err(usage("--secret-base64 applies only to HMAC secrets (--alg HS256|HS384|HS512)"));
+        return Err(usage(
+            "--secret-base64 applies only to HMAC secrets (--alg HS256|HS384|HS512)",
+        ));
     }
     let Some(text) = text else {
         bail!("{shown}: not a text key file (PEM, JWK, JWKS or env form)");
     };
-    let (keys, skipped) = parse_keys(text, opts.alg, opts.kid.clone()).with_context(|| format!("{shown}"))?;
+    let (keys, skipped) =
+        parse_keys(text, opts.alg, opts.kid.clone()).with_context(|| format!("{shown}"))?;
     for reason in skipped {
         eprintln!("warning: {shown}: skipped a key: {reason}");
     }
@@ -117,7 +121,10 @@ pub fn load_key_file(path: &Path, opts: &KeyFileOptions) -> Result<Vec<Key>> {
 /// existing file unless `force`; `secret` files are created readable by the owner only.
 pub fn write_new_file(path: &Path, contents: &[u8], force: bool, secret: bool) -> Result<()> {
     if path.exists() && !force {
-        bail!("{} already exists; pass --force to replace it", path.display());
+        bail!(
+            "{} already exists; pass --force to replace it",
+            path.display()
+        );
     }
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -126,7 +133,11 @@ pub fn write_new_file(path: &Path, contents: &[u8], force: bool, secret: bool) -
     let name = path
         .file_name()
         .with_context(|| format!("{} is not a file path", path.display()))?;
-    let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
     let result = (|| -> Result<()> {
         let mut options = fs::OpenOptions::new();
         options.write(true).create_new(true);

@@ -94,11 +94,14 @@ pub fn run(cmd: TokenCommand) -> Result<ExitCode> {
 fn read_claims(arg: &str) -> Result<String> {
     if arg == "-" {
         let mut s = String::new();
-        std::io::stdin().read_to_string(&mut s).context("cannot read claims from standard input")?;
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .context("cannot read claims from standard input")?;
         return Ok(s);
     }
     if let Some(path) = arg.strip_prefix('@') {
-        return std::fs::read_to_string(path).with_context(|| format!("cannot read claims file {path}"));
+        return std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read claims file {path}"));
     }
     Ok(arg.to_owned())
 }
@@ -142,7 +145,11 @@ fn sign_cmd(args: SignArgs) -> Result<ExitCode> {
     let now = now();
     claims.entry("iat").or_insert(Value::from(now));
     match (args.ttl.as_deref(), claims.contains_key("exp")) {
-        (Some(_), true) => return Err(usage("the claims already have \"exp\"; drop --ttl or the claim")),
+        (Some(_), true) => {
+            return Err(usage(
+                "the claims already have \"exp\"; drop --ttl or the claim",
+            ))
+        }
         (Some("never"), false) => {}
         (ttl, false) => {
             let ttl = ttl.unwrap_or("1h");
@@ -169,7 +176,9 @@ fn show(bytes: &[u8]) -> String {
 fn verify_cmd(args: VerifyArgs) -> Result<ExitCode> {
     let token = if args.token == "-" {
         let mut s = String::new();
-        std::io::stdin().read_to_string(&mut s).context("cannot read the token from standard input")?;
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .context("cannot read the token from standard input")?;
         s.trim().to_owned()
     } else {
         args.token.trim().to_owned()

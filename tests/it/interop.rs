@@ -45,23 +45,34 @@ fn tokens_signed_by_jwtgate_verify_with_pyjwt_using_pem_and_jwk() {
     let cli = Cli::new();
     for alg in ALGS {
         let key = cli.path(&format!("{alg}.jwk"));
-        cli.run(&["key", "gen", "--alg", alg, "--out", s(&key)]).ok();
+        cli.run(&["key", "gen", "--alg", alg, "--out", s(&key)])
+            .ok();
         let claims = r#"{"sub":"alice","aud":"interop","roles":["api","user"]}"#;
-        let token = cli.run(&["token", "sign", "--key", s(&key), "--claims", claims]).ok();
+        let token = cli
+            .run(&["token", "sign", "--key", s(&key), "--claims", claims])
+            .ok();
         let token = token.trim();
 
         let mut forms = vec![];
         if alg.starts_with("HS") {
             // The shared secret travels as the JWK `k` and as raw bytes.
             let jwk: Value = serde_json::from_str(&std::fs::read_to_string(&key).unwrap()).unwrap();
-            let k = jwtgate_core::jose::decode(jwk["k"].as_str().unwrap(), jwtgate_core::Part::Payload).unwrap();
+            let k =
+                jwtgate_core::jose::decode(jwk["k"].as_str().unwrap(), jwtgate_core::Part::Payload)
+                    .unwrap();
             let secret = cli.path(&format!("{alg}.secret"));
             std::fs::write(&secret, k).unwrap();
             forms.push((key.clone(), "jwk"));
             forms.push((secret, "secret"));
         } else {
-            let pem = cli.write(&format!("{alg}.pub.pem"), &cli.run(&["key", "export", s(&key), "--format", "pem"]).ok());
-            let jwk = cli.write(&format!("{alg}.pub.jwk"), &cli.run(&["key", "export", s(&key), "--format", "jwk"]).ok());
+            let pem = cli.write(
+                &format!("{alg}.pub.pem"),
+                &cli.run(&["key", "export", s(&key), "--format", "pem"]).ok(),
+            );
+            let jwk = cli.write(
+                &format!("{alg}.pub.jwk"),
+                &cli.run(&["key", "export", s(&key), "--format", "jwk"]).ok(),
+            );
             forms.push((pem, "pem"));
             forms.push((jwk, "jwk"));
         }
@@ -81,17 +92,31 @@ fn tokens_signed_by_pyjwt_verify_with_jwtgate_using_pem_and_jwk() {
     for alg in ALGS {
         let dir = cli.path(alg);
         std::fs::create_dir(&dir).unwrap();
-        python(&["make", alg, s(&dir)]).unwrap_or_else(|e| panic!("PyJWT could not make {alg}: {e}"));
+        python(&["make", alg, s(&dir)])
+            .unwrap_or_else(|e| panic!("PyJWT could not make {alg}: {e}"));
         let token = std::fs::read_to_string(dir.join("token")).unwrap();
-        let mut forms: Vec<Vec<String>> = vec![vec!["--key".into(), s(&dir.join("pub.jwk")).into()]];
+        let mut forms: Vec<Vec<String>> =
+            vec![vec!["--key".into(), s(&dir.join("pub.jwk")).into()]];
         if alg.starts_with("HS") {
-            forms.push(vec!["--key".into(), s(&dir.join("secret.b64")).into(), "--secret-base64".into()]);
+            forms.push(vec![
+                "--key".into(),
+                s(&dir.join("secret.b64")).into(),
+                "--secret-base64".into(),
+            ]);
         } else {
             forms.push(vec!["--key".into(), s(&dir.join("pub.pem")).into()]);
             forms.push(vec!["--key".into(), s(&dir.join("priv.pem")).into()]);
         }
         for form in forms {
-            let mut args = vec!["token", "verify", token.trim(), "--alg", alg, "--aud", "interop"];
+            let mut args = vec![
+                "token",
+                "verify",
+                token.trim(),
+                "--alg",
+                alg,
+                "--aud",
+                "interop",
+            ];
             args.extend(form.iter().map(String::as_str));
             let out = cli.run(&args).ok();
             assert!(out.ends_with("valid\n"), "{alg} {form:?}: {out}");

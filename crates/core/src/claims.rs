@@ -124,7 +124,10 @@ impl RawClaims<'_> {
                 Some(other) => {
                     return Err(invalid(
                         "aud",
-                        format!("must be a string or an array of strings, got {}", other.kind()),
+                        format!(
+                            "must be a string or an array of strings, got {}",
+                            other.kind()
+                        ),
                     ))
                 }
             },
@@ -150,7 +153,10 @@ fn string(claim: &str, value: Option<Loose>) -> Result<Option<String>, Reject> {
     match value {
         None => Ok(None),
         Some(Loose::Str(s)) => Ok(Some(s.into_owned())),
-        Some(other) => Err(invalid(claim, format!("must be a string, got {}", other.kind()))),
+        Some(other) => Err(invalid(
+            claim,
+            format!("must be a string, got {}", other.kind()),
+        )),
     }
 }
 
@@ -253,7 +259,9 @@ impl Rules {
                 claim: missing.name().into(),
             });
         }
-        let leeway = i64::try_from(self.leeway).unwrap_or(i64::MAX / 4).min(1 << 40);
+        let leeway = i64::try_from(self.leeway)
+            .unwrap_or(i64::MAX / 4)
+            .min(1 << 40);
         if let Some(exp) = claims.exp {
             // RFC 7519 §4.1.4: not accepted on or after exp.
             if now >= exp.saturating_add(leeway) {
@@ -334,14 +342,26 @@ mod tests {
     #[test]
     fn leeway_applies_to_exp_nbf_and_iat() {
         let cases = [
-            (format!(r#"{{"exp":{}}}"#, NOW - 37), Rules::default(), Ok(())),
+            (
+                format!(r#"{{"exp":{}}}"#, NOW - 37),
+                Rules::default(),
+                Ok(()),
+            ),
             (
                 format!(r#"{{"exp":{}}}"#, NOW - 37),
                 Rules::default().leeway(0),
                 Err(Reject::Expired { ago: 37 }),
             ),
-            (format!(r#"{{"exp":{NOW}}}"#), Rules::default().leeway(0), Err(Reject::Expired { ago: 0 })),
-            (format!(r#"{{"exp":{},"nbf":{}}}"#, NOW + 99, NOW + 12), Rules::default(), Ok(())),
+            (
+                format!(r#"{{"exp":{NOW}}}"#),
+                Rules::default().leeway(0),
+                Err(Reject::Expired { ago: 0 }),
+            ),
+            (
+                format!(r#"{{"exp":{},"nbf":{}}}"#, NOW + 99, NOW + 12),
+                Rules::default(),
+                Ok(()),
+            ),
             (
                 format!(r#"{{"exp":{},"nbf":{}}}"#, NOW + 99, NOW + 12),
                 Rules::default().leeway(0),
@@ -352,7 +372,11 @@ mod tests {
                 Rules::default(),
                 Err(Reject::NotYetValid { secs: 75 }),
             ),
-            (format!(r#"{{"exp":{},"iat":{}}}"#, NOW + 99, NOW + 30), Rules::default(), Ok(())),
+            (
+                format!(r#"{{"exp":{},"iat":{}}}"#, NOW + 99, NOW + 30),
+                Rules::default(),
+                Ok(()),
+            ),
             (
                 format!(r#"{{"exp":{},"iat":{}}}"#, NOW + 99, NOW + 30),
                 Rules::default().leeway(5),
@@ -411,7 +435,9 @@ mod tests {
     fn missing_exp_is_refused_unless_allowed() {
         assert_eq!(
             check(&Rules::default(), "{}"),
-            Err(Reject::MissingClaim { claim: "exp".into() })
+            Err(Reject::MissingClaim {
+                claim: "exp".into()
+            })
         );
         assert_eq!(check(&Rules::default().allow_missing_exp(), "{}"), Ok(()));
     }
@@ -421,8 +447,16 @@ mod tests {
         let rules = Rules::default().allow_missing_exp().issuer("https://a");
         assert_eq!(check(&rules, r#"{"iss":"https://a"}"#), Ok(()));
         let err = check(&rules, r#"{"iss":"https://a/"}"#).unwrap_err();
-        assert_eq!(err.to_string(), "issuer mismatch: expected 'https://a', got 'https://a/'");
-        assert_eq!(check(&rules, "{}"), Err(Reject::MissingClaim { claim: "iss".into() }));
+        assert_eq!(
+            err.to_string(),
+            "issuer mismatch: expected 'https://a', got 'https://a/'"
+        );
+        assert_eq!(
+            check(&rules, "{}"),
+            Err(Reject::MissingClaim {
+                claim: "iss".into()
+            })
+        );
         assert!(matches!(
             check(&rules, r#"{"iss":1}"#),
             Err(Reject::InvalidClaim { .. })
@@ -431,13 +465,26 @@ mod tests {
 
     #[test]
     fn audience_is_any_of_string_or_array() {
-        let rules = Rules::default().allow_missing_exp().audiences(["api", "web"]);
+        let rules = Rules::default()
+            .allow_missing_exp()
+            .audiences(["api", "web"]);
         assert_eq!(check(&rules, r#"{"aud":"api"}"#), Ok(()));
         assert_eq!(check(&rules, r#"{"aud":["x","web"]}"#), Ok(()));
-        let err = check(&Rules::default().allow_missing_exp().audiences(["api"]), r#"{"aud":"web"}"#)
-            .unwrap_err();
-        assert_eq!(err.to_string(), "audience mismatch: expected one of [api], got [web]");
-        assert_eq!(check(&rules, "{}"), Err(Reject::MissingClaim { claim: "aud".into() }));
+        let err = check(
+            &Rules::default().allow_missing_exp().audiences(["api"]),
+            r#"{"aud":"web"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "audience mismatch: expected one of [api], got [web]"
+        );
+        assert_eq!(
+            check(&rules, "{}"),
+            Err(Reject::MissingClaim {
+                claim: "aud".into()
+            })
+        );
         assert!(matches!(
             check(&rules, r#"{"aud":[1]}"#),
             Err(Reject::InvalidClaim { .. })
@@ -450,6 +497,9 @@ mod tests {
         assert_eq!(c.urls, Some(vec!["/k8s/vm1*".to_string()]));
         assert_eq!(c.verbs, Some(vec!["get".to_string()]));
         assert_eq!(c.roles, Some(vec!["api".to_string()]));
-        assert!(matches!(claims(r#"{"URLs":"/x"}"#), Err(Reject::InvalidClaim { .. })));
+        assert!(matches!(
+            claims(r#"{"URLs":"/x"}"#),
+            Err(Reject::InvalidClaim { .. })
+        ));
     }
 }

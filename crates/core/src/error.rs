@@ -50,8 +50,14 @@ pub enum Reject {
         kid: String,
         bound: Algorithm,
     },
-    #[error("no key for algorithm {alg} (keys are bound to [{}])", join_algs(bound))]
-    NoKeyForAlgorithm { alg: Algorithm, bound: Vec<Algorithm> },
+    #[error(
+        "no key for algorithm {alg} (keys are bound to [{}])",
+        join_algs(bound)
+    )]
+    NoKeyForAlgorithm {
+        alg: Algorithm,
+        bound: Vec<Algorithm>,
+    },
     #[error("unknown key id '{kid}'")]
     UnknownKid { kid: String },
     #[error("critical header extension '{name}' is not understood")]

@@ -188,7 +188,11 @@ impl RawHeader<'_> {
             // We implement no extension, so any well-formed `crit` names one we do not understand.
             let names = match crit {
                 Loose::Strs(names) if !names.is_empty() => names,
-                _ => return Err(invalid_header("'crit' must be a non-empty array of strings")),
+                _ => {
+                    return Err(invalid_header(
+                        "'crit' must be a non-empty array of strings",
+                    ))
+                }
             };
             if let Some(name) = names.iter().find(|n| REGISTERED.contains(&n.as_str())) {
                 return Err(invalid_header(format!(
@@ -265,12 +269,18 @@ mod tests {
             (r#"{"alg":"ES256K"}"#, "unsupported_alg"),
             (r#"{"alg":"HS256","kid":7}"#, "invalid_header"),
             (r#"{"alg":"HS256","crit":["exp"],"exp":1}"#, "unknown_crit"),
-            (r#"{"alg":"HS256","crit":["b64"],"b64":false}"#, "unknown_crit"),
+            (
+                r#"{"alg":"HS256","crit":["b64"],"b64":false}"#,
+                "unknown_crit",
+            ),
             (r#"{"alg":"HS256","crit":[]}"#, "invalid_header"),
             (r#"{"alg":"HS256","crit":"exp"}"#, "invalid_header"),
             (r#"{"alg":"HS256","crit":["alg"]}"#, "invalid_header"),
             (r#"{"alg":"HS256","alg":"HS256"}"#, "duplicate_key"),
-            (r#"{"alg":"HS256","jku":"https://evil","jwk":{"kty":"oct"}}"#, "ok"),
+            (
+                r#"{"alg":"HS256","jku":"https://evil","jwk":{"kty":"oct"}}"#,
+                "ok",
+            ),
             (r#"["alg"]"#, "not_json_object"),
             (r#"{"alg":"HS256""#, "malformed_json"),
         ];
@@ -302,7 +312,10 @@ mod tests {
             (format!("{h}.{p}.c2l"), "malformed_base64"),
             (format!("{h}.{p}.c"), "malformed_base64"),
             (format!("{h}.{}.c2ln", b64("[]")), "ok"), // payload shape is checked by claims
-            (format!("{h}.{p}.{}", "A".repeat(MAX_TOKEN_LEN)), "too_large"),
+            (
+                format!("{h}.{p}.{}", "A".repeat(MAX_TOKEN_LEN)),
+                "too_large",
+            ),
         ];
         for (token, want) in cases {
             let got = match Jws::parse(&token) {

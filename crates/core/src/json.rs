@@ -59,7 +59,7 @@ impl<'de> Seen<'de> {
     }
 
     fn insert<E: de::Error>(&mut self, name: Cow<'de, str>, faults: &Faults) -> Result<(), E> {
-        if self.0.iter().any(|n| *n == name) {
+        if self.0.contains(&name) {
             return Err(faults.duplicate(&name));
         }
         self.0.push(name);
@@ -239,7 +239,12 @@ pub(crate) fn parse_object<'de, M: Members<'de>>(
 pub(crate) fn check_object(bytes: &[u8], part: Part) -> Result<(), Reject> {
     struct Nothing;
     impl<'de> Members<'de> for Nothing {
-        fn member<A: MapAccess<'de>>(&mut self, _: &str, _: &mut A, _: &Faults) -> Result<bool, A::Error> {
+        fn member<A: MapAccess<'de>>(
+            &mut self,
+            _: &str,
+            _: &mut A,
+            _: &Faults,
+        ) -> Result<bool, A::Error> {
             Ok(false)
         }
     }
@@ -276,8 +281,18 @@ mod tests {
 
     #[test]
     fn non_objects_and_bad_json_are_refused() {
-        assert_eq!(check("[1]"), Err(Reject::NotObject { part: Part::Payload }));
-        assert_eq!(check(" \"s\""), Err(Reject::NotObject { part: Part::Payload }));
+        assert_eq!(
+            check("[1]"),
+            Err(Reject::NotObject {
+                part: Part::Payload
+            })
+        );
+        assert_eq!(
+            check(" \"s\""),
+            Err(Reject::NotObject {
+                part: Part::Payload
+            })
+        );
         assert!(matches!(check(""), Err(Reject::Json { .. })));
         assert!(matches!(check("{} x"), Err(Reject::Json { .. })));
         assert!(matches!(check("{\"a\":}"), Err(Reject::Json { .. })));

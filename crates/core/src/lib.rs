@@ -14,9 +14,9 @@ pub mod verify;
 pub use alg::{Algorithm, Curve, KeyType};
 pub use claims::{Claims, Registered, Rules};
 pub use error::{KeyError, Part, Reject};
+pub use issue::sign;
 pub use jose::{Header, Jws};
 pub use key::{Key, KeySet};
-pub use issue::sign;
 pub use verify::{verify, verify_jws, Verified};
 
 /// Compares two byte strings in constant time (for their common length).

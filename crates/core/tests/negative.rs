@@ -44,8 +44,14 @@ fn alg_none_is_rejected_in_any_letter_case() {
     let payload = b64(serde_json::to_vec(&good_claims()).unwrap());
     for alg in ["none", "None", "NONE", "nOnE"] {
         for sig in ["", "c2ln"] {
-            let token = format!("{}.{payload}.{sig}", b64(format!(r#"{{"alg":"{alg}","kid":"k"}}"#)));
-            assert_eq!(check(&token, &keys), Err(Reject::AlgNone { alg: alg.into() }));
+            let token = format!(
+                "{}.{payload}.{sig}",
+                b64(format!(r#"{{"alg":"{alg}","kid":"k"}}"#))
+            );
+            assert_eq!(
+                check(&token, &keys),
+                Err(Reject::AlgNone { alg: alg.into() })
+            );
         }
     }
 }
@@ -65,7 +71,10 @@ fn token_alg_that_differs_from_the_key_is_rejected_with_both_names() {
             bound: Algorithm::ES256
         }
     );
-    assert_eq!(err.to_string(), "algorithm RS256 not allowed for key 'k1' (bound to ES256)");
+    assert_eq!(
+        err.to_string(),
+        "algorithm RS256 not allowed for key 'k1' (bound to ES256)"
+    );
     drop(es);
 }
 
@@ -75,9 +84,13 @@ fn hs256_signed_with_the_rsa_public_key_is_rejected() {
     // secret and hopes the verifier lets the token choose the algorithm.
     let rsa = key(Algorithm::RS256, "rsa");
     let public_pem = rsa.to_pem(false).unwrap();
-    let forged_key = Key::hmac(Algorithm::HS256, public_pem.as_bytes(), Some("rsa".into())).unwrap();
+    let forged_key =
+        Key::hmac(Algorithm::HS256, public_pem.as_bytes(), Some("rsa".into())).unwrap();
     let keys = set(rsa.public_key().unwrap());
-    for header in [json!({"alg": "HS256", "kid": "rsa"}), json!({"alg": "HS256"})] {
+    for header in [
+        json!({"alg": "HS256", "kid": "rsa"}),
+        json!({"alg": "HS256"}),
+    ] {
         let token = sign_compact(
             &serde_json::to_vec(&header).unwrap(),
             &serde_json::to_vec(&good_claims()).unwrap(),
@@ -98,7 +111,11 @@ fn hs256_signed_with_the_rsa_public_key_is_rejected() {
 #[test]
 fn ecdsa_signature_with_r_and_s_zero_is_rejected() {
     // CVE-2022-21449 ("psychic signatures"): r = s = 0 must never verify.
-    for (alg, len) in [(Algorithm::ES256, 64), (Algorithm::ES384, 96), (Algorithm::ES512, 132)] {
+    for (alg, len) in [
+        (Algorithm::ES256, 64),
+        (Algorithm::ES384, 96),
+        (Algorithm::ES512, 132),
+    ] {
         let k = key(alg, "ec");
         let token = with_signature(&sign(&good_claims(), &k).unwrap(), &vec![0u8; len]);
         assert_eq!(check(&token, &set(k)), Err(Reject::BadSignature), "{alg}");
@@ -116,20 +133,38 @@ fn bit_flipped_signature_is_rejected_for_every_algorithm() {
         sig[last] ^= 0x01;
         let keys = set(k);
         assert!(check(&token, &keys).is_ok(), "{alg}");
-        assert_eq!(check(&with_signature(&token, &sig), &keys), Err(Reject::BadSignature), "{alg}");
-        assert_eq!(check(&with_signature(&token, &sig[..last]), &keys), Err(Reject::BadSignature), "{alg}");
+        assert_eq!(
+            check(&with_signature(&token, &sig), &keys),
+            Err(Reject::BadSignature),
+            "{alg}"
+        );
+        assert_eq!(
+            check(&with_signature(&token, &sig[..last]), &keys),
+            Err(Reject::BadSignature),
+            "{alg}"
+        );
     }
 }
 
 #[test]
 fn tampered_payload_is_rejected() {
-    for alg in [Algorithm::HS256, Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA] {
+    for alg in [
+        Algorithm::HS256,
+        Algorithm::RS256,
+        Algorithm::ES256,
+        Algorithm::EdDSA,
+    ] {
         let k = key(alg, "k");
         let token = sign(&good_claims(), &k).unwrap();
         let parts: Vec<&str> = token.split('.').collect();
         let mut raised = good_claims();
         raised.insert("sub".into(), "admin".into());
-        let forged = format!("{}.{}.{}", parts[0], b64(serde_json::to_vec(&raised).unwrap()), parts[2]);
+        let forged = format!(
+            "{}.{}.{}",
+            parts[0],
+            b64(serde_json::to_vec(&raised).unwrap()),
+            parts[2]
+        );
         assert_eq!(check(&forged, &set(k)), Err(Reject::BadSignature), "{alg}");
     }
 }
@@ -140,12 +175,18 @@ fn padded_segments_are_rejected() {
     let token = sign(&good_claims(), &k).unwrap();
     let keys = set(k);
     let parts: Vec<&str> = token.split('.').collect();
-    for (i, part) in [Part::Header, Part::Payload, Part::Signature].into_iter().enumerate() {
+    for (i, part) in [Part::Header, Part::Payload, Part::Signature]
+        .into_iter()
+        .enumerate()
+    {
         let mut p = parts.clone();
         let padded = format!("{}=", p[i]);
         p[i] = &padded;
         let err = check(&p.join("."), &keys).unwrap_err();
-        assert!(matches!(err, Reject::Base64 { part: got, .. } if got == part), "{err}");
+        assert!(
+            matches!(err, Reject::Base64 { part: got, .. } if got == part),
+            "{err}"
+        );
     }
 }
 
@@ -161,7 +202,16 @@ fn non_canonical_trailing_bits_are_rejected() {
     let sibling = alphabet.chars().nth(idx ^ 1).unwrap();
     let forged = format!("{input}.{}{sibling}", &sig[..sig.len() - 1]);
     let err = check(&forged, &set(k)).unwrap_err();
-    assert!(matches!(err, Reject::Base64 { part: Part::Signature, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Reject::Base64 {
+                part: Part::Signature,
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[test]
@@ -172,7 +222,10 @@ fn duplicate_members_are_rejected_in_header_and_payload() {
     let keys = set(k);
     assert_eq!(
         check(&token, &keys),
-        Err(Reject::DuplicateKey { part: Part::Payload, key: "sub".into() })
+        Err(Reject::DuplicateKey {
+            part: Part::Payload,
+            key: "sub".into()
+        })
     );
     let token = sign_compact(
         br#"{"alg":"HS256","kid":"k","kid":"k"}"#,
@@ -182,7 +235,10 @@ fn duplicate_members_are_rejected_in_header_and_payload() {
     .unwrap();
     assert_eq!(
         check(&token, &keys),
-        Err(Reject::DuplicateKey { part: Part::Header, key: "kid".into() })
+        Err(Reject::DuplicateKey {
+            part: Part::Header,
+            key: "kid".into()
+        })
     );
 }
 
@@ -192,7 +248,10 @@ fn oversize_token_is_rejected_before_decoding() {
     let token = format!("a.{}.b", "%".repeat(MAX_TOKEN_LEN));
     assert_eq!(
         check(&token, &keys),
-        Err(Reject::TooLarge { len: MAX_TOKEN_LEN + 4, max: MAX_TOKEN_LEN })
+        Err(Reject::TooLarge {
+            len: MAX_TOKEN_LEN + 4,
+            max: MAX_TOKEN_LEN
+        })
     );
 }
 
@@ -207,7 +266,9 @@ fn unknown_critical_extension_is_rejected() {
     .unwrap();
     assert_eq!(
         check(&token, &set(k)),
-        Err(Reject::UnknownCrit { name: "urn:example:must-understand".into() })
+        Err(Reject::UnknownCrit {
+            name: "urn:example:must-understand".into()
+        })
     );
 }
 
@@ -226,11 +287,18 @@ fn embedded_jwk_jku_x5u_and_x5c_never_select_a_key() {
     ] {
         let mut header = extra.as_object().unwrap().clone();
         header.insert("alg".into(), "ES256".into());
-        let token = sign_compact(&serde_json::to_vec(&header).unwrap(), &payload, &attacker).unwrap();
+        let token =
+            sign_compact(&serde_json::to_vec(&header).unwrap(), &payload, &attacker).unwrap();
         assert_eq!(check(&token, &keys), Err(Reject::BadSignature), "{extra}");
         header.insert("kid".into(), "attacker".into());
-        let token = sign_compact(&serde_json::to_vec(&header).unwrap(), &payload, &attacker).unwrap();
-        assert_eq!(check(&token, &keys), Err(Reject::UnknownKid { kid: "attacker".into() }));
+        let token =
+            sign_compact(&serde_json::to_vec(&header).unwrap(), &payload, &attacker).unwrap();
+        assert_eq!(
+            check(&token, &keys),
+            Err(Reject::UnknownKid {
+                kid: "attacker".into()
+            })
+        );
     }
 }
 
@@ -256,14 +324,38 @@ fn signed(extra: Value) -> (String, KeySet) {
 fn expired_nbf_and_iat_with_and_without_leeway() {
     let cases = [
         (json!({"exp": NOW - 30}), 60, Ok(())),
-        (json!({"exp": NOW - 30}), 0, Err(Reject::Expired { ago: 30 })),
-        (json!({"exp": NOW - 90}), 60, Err(Reject::Expired { ago: 90 })),
+        (
+            json!({"exp": NOW - 30}),
+            0,
+            Err(Reject::Expired { ago: 30 }),
+        ),
+        (
+            json!({"exp": NOW - 90}),
+            60,
+            Err(Reject::Expired { ago: 90 }),
+        ),
         (json!({"exp": NOW + 99, "nbf": NOW + 30}), 60, Ok(())),
-        (json!({"exp": NOW + 99, "nbf": NOW + 30}), 0, Err(Reject::NotYetValid { secs: 30 })),
-        (json!({"exp": NOW + 999, "nbf": NOW + 90}), 60, Err(Reject::NotYetValid { secs: 90 })),
+        (
+            json!({"exp": NOW + 99, "nbf": NOW + 30}),
+            0,
+            Err(Reject::NotYetValid { secs: 30 }),
+        ),
+        (
+            json!({"exp": NOW + 999, "nbf": NOW + 90}),
+            60,
+            Err(Reject::NotYetValid { secs: 90 }),
+        ),
         (json!({"exp": NOW + 99, "iat": NOW + 30}), 60, Ok(())),
-        (json!({"exp": NOW + 99, "iat": NOW + 30}), 0, Err(Reject::IssuedInFuture { secs: 30 })),
-        (json!({"exp": NOW + 999, "iat": NOW + 90}), 60, Err(Reject::IssuedInFuture { secs: 90 })),
+        (
+            json!({"exp": NOW + 99, "iat": NOW + 30}),
+            0,
+            Err(Reject::IssuedInFuture { secs: 30 }),
+        ),
+        (
+            json!({"exp": NOW + 999, "iat": NOW + 90}),
+            60,
+            Err(Reject::IssuedInFuture { secs: 90 }),
+        ),
     ];
     for (payload, leeway, want) in cases {
         let (token, keys) = signed(payload.clone());
@@ -275,7 +367,11 @@ fn expired_nbf_and_iat_with_and_without_leeway() {
 #[test]
 fn exp_and_nbf_of_the_wrong_type_are_errors_not_absent() {
     for claim in ["exp", "nbf", "iat"] {
-        for (value, kind) in [(json!("1900000000"), "a string"), (Value::Null, "null"), (json!(false), "a boolean")] {
+        for (value, kind) in [
+            (json!("1900000000"), "a string"),
+            (Value::Null, "null"),
+            (json!(false), "a boolean"),
+        ] {
             let mut payload = json!({"exp": NOW + 60});
             payload[claim] = value.clone();
             let (token, keys) = signed(payload);
@@ -295,7 +391,12 @@ fn exp_and_nbf_of_the_wrong_type_are_errors_not_absent() {
 #[test]
 fn missing_exp_is_rejected_by_default() {
     let (token, keys) = signed(json!({"sub": "x"}));
-    assert_eq!(check(&token, &keys), Err(Reject::MissingClaim { claim: "exp".into() }));
+    assert_eq!(
+        check(&token, &keys),
+        Err(Reject::MissingClaim {
+            claim: "exp".into()
+        })
+    );
 }
 
 #[test]
@@ -304,13 +405,27 @@ fn issuer_and_audience_mismatch_are_rejected() {
     let rules = Rules::default().issuer("https://other");
     assert_eq!(
         verify(&token, &keys, &rules, NOW).map(|_| ()),
-        Err(Reject::IssuerMismatch { expected: "https://other".into(), got: "https://idp".into() })
+        Err(Reject::IssuerMismatch {
+            expected: "https://other".into(),
+            got: "https://idp".into()
+        })
     );
     let rules = Rules::default().issuer("https://idp").audiences(["api"]);
     let err = verify(&token, &keys, &rules, NOW).unwrap_err();
-    assert_eq!(err, Reject::AudienceMismatch { expected: vec!["api".into()], got: vec!["web".into()] });
-    assert_eq!(err.to_string(), "audience mismatch: expected one of [api], got [web]");
-    let rules = Rules::default().issuer("https://idp").audiences(["api", "web"]);
+    assert_eq!(
+        err,
+        Reject::AudienceMismatch {
+            expected: vec!["api".into()],
+            got: vec!["web".into()]
+        }
+    );
+    assert_eq!(
+        err.to_string(),
+        "audience mismatch: expected one of [api], got [web]"
+    );
+    let rules = Rules::default()
+        .issuer("https://idp")
+        .audiences(["api", "web"]);
     assert!(verify(&token, &keys, &rules, NOW).is_ok());
 }
 
@@ -320,7 +435,12 @@ fn payload_that_is_not_an_object_is_rejected() {
         let k = key(Algorithm::HS256, "k");
         let token = sign_compact(br#"{"alg":"HS256","kid":"k"}"#, payload, &k).unwrap();
         let err = check(&token, &set(k)).unwrap_err();
-        assert_eq!(err, Reject::NotObject { part: Part::Payload });
+        assert_eq!(
+            err,
+            Reject::NotObject {
+                part: Part::Payload
+            }
+        );
     }
 }
 
@@ -330,6 +450,15 @@ fn token_without_kid_and_no_key_for_its_alg_names_the_bound_algorithms() {
     let token = sign_compact(br#"{"alg":"HS256"}"#, br#"{"exp":1}"#, &k).unwrap();
     let keys = KeySet::new([key(Algorithm::ES256, "a"), key(Algorithm::EdDSA, "b")]).unwrap();
     let err = check(&token, &keys).unwrap_err();
-    assert_eq!(err, Reject::NoKeyForAlgorithm { alg: Algorithm::HS256, bound: vec![Algorithm::ES256, Algorithm::EdDSA] });
-    assert_eq!(err.to_string(), "no key for algorithm HS256 (keys are bound to [ES256, EdDSA])");
+    assert_eq!(
+        err,
+        Reject::NoKeyForAlgorithm {
+            alg: Algorithm::HS256,
+            bound: vec![Algorithm::ES256, Algorithm::EdDSA]
+        }
+    );
+    assert_eq!(
+        err.to_string(),
+        "no key for algorithm HS256 (keys are bound to [ES256, EdDSA])"
+    );
 }

@@ -1,18 +1,23 @@
 //! Properties of the parser and the sign/verify pair, over generated inputs.
 
+use base64::Engine;
 use jwtgate_core::jose::BASE64URL;
 use jwtgate_core::{sign, verify, Algorithm, Jws, Key, KeySet, Rules};
-use base64::Engine;
 use proptest::prelude::*;
 use serde_json::{Map, Value};
 
 fn keys() -> &'static [KeySet] {
     static KEYS: std::sync::OnceLock<Vec<KeySet>> = std::sync::OnceLock::new();
     KEYS.get_or_init(|| {
-        [Algorithm::HS256, Algorithm::ES256, Algorithm::EdDSA, Algorithm::RS256]
-            .into_iter()
-            .map(|alg| KeySet::new([Key::generate(alg, None, None).unwrap()]).unwrap())
-            .collect()
+        [
+            Algorithm::HS256,
+            Algorithm::ES256,
+            Algorithm::EdDSA,
+            Algorithm::RS256,
+        ]
+        .into_iter()
+        .map(|alg| KeySet::new([Key::generate(alg, None, None).unwrap()]).unwrap())
+        .collect()
     })
 }
 
@@ -21,7 +26,9 @@ fn json_value() -> impl Strategy<Value = Value> {
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(Value::from),
-        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(Value::from),
         ".*".prop_map(Value::String),
     ];
     leaf.prop_recursive(3, 24, 6, |inner| {
@@ -35,7 +42,9 @@ fn json_value() -> impl Strategy<Value = Value> {
 
 /// Claims whose registered members are well typed, plus arbitrary private claims.
 fn claims() -> impl Strategy<Value = Map<String, Value>> {
-    let registered = ["iss", "sub", "aud", "exp", "nbf", "iat", "jti", "roles", "URLs", "verbs"];
+    let registered = [
+        "iss", "sub", "aud", "exp", "nbf", "iat", "jti", "roles", "URLs", "verbs",
+    ];
     (
         prop::collection::btree_map("[a-zA-Z_:/.-]{1,12}", json_value(), 0..8),
         proptest::option::of(".*"),

@@ -38,7 +38,11 @@ fn rfc7515_appendix_a1_to_a4_verify_and_a5_none_is_refused() {
         let key = jwk(&v["jwk"]).to_key(Some(alg)).unwrap();
         let keys = KeySet::new([key]).unwrap();
         let (jws, _) = verify_jws(compact, &keys).unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert_eq!(jws.payload(), str_of(v, "payload_json").as_bytes(), "{name}");
+        assert_eq!(
+            jws.payload(),
+            str_of(v, "payload_json").as_bytes(),
+            "{name}"
+        );
         assert_eq!(jws.header.alg, alg);
 
         if v["payload_is_json"] == Value::Bool(true) {
@@ -115,7 +119,11 @@ fn rfc8037_ed25519_example_verifies_and_signs_identically() {
     let (parsed, _) = verify_jws(str_of(jws, "compact"), &keys).unwrap();
     assert_eq!(parsed.payload(), str_of(jws, "payload").as_bytes());
 
-    let signature = private.sign(str_of(jws, "signing_input").as_bytes()).unwrap();
-    let expected = jwtgate_core::jose::decode(str_of(jws, "signature"), jwtgate_core::Part::Signature).unwrap();
+    let signature = private
+        .sign(str_of(jws, "signing_input").as_bytes())
+        .unwrap();
+    let expected =
+        jwtgate_core::jose::decode(str_of(jws, "signature"), jwtgate_core::Part::Signature)
+            .unwrap();
     assert_eq!(signature, expected);
 }

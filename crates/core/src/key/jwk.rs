@@ -71,9 +71,9 @@ impl Jwk {
     }
 
     fn member(&self, name: &str, value: &Option<String>) -> Result<Vec<u8>, KeyError> {
-        let text = value.as_deref().ok_or_else(|| {
-            KeyError::invalid(format!("{} has no '{name}' member", self.label()))
-        })?;
+        let text = value
+            .as_deref()
+            .ok_or_else(|| KeyError::invalid(format!("{} has no '{name}' member", self.label())))?;
         BASE64URL.decode(text).map_err(|_| {
             KeyError::invalid(format!(
                 "{} member '{name}' is not unpadded base64url",
@@ -106,8 +106,16 @@ impl Jwk {
             }
             (Some(alg), _) | (None, Some(alg)) => alg,
             (None, None) => implied.ok_or(KeyError::AlgorithmNeeded {
-                what: if kty == KeyType::Rsa { "an RSA JWK" } else { "an oct JWK" },
-                example: if kty == KeyType::Rsa { "RS256" } else { "HS256" },
+                what: if kty == KeyType::Rsa {
+                    "an RSA JWK"
+                } else {
+                    "an oct JWK"
+                },
+                example: if kty == KeyType::Rsa {
+                    "RS256"
+                } else {
+                    "HS256"
+                },
             })?,
         };
         if alg.key_type() != kty {
@@ -142,7 +150,11 @@ impl Jwk {
         match self.kty.as_str() {
             "oct" => {
                 let alg = self.algorithm(KeyType::Oct, hint)?;
-                Key::hmac(alg, &zeroize::Zeroizing::new(self.member("k", &self.k)?), kid)
+                Key::hmac(
+                    alg,
+                    &zeroize::Zeroizing::new(self.member("k", &self.k)?),
+                    kid,
+                )
             }
             "RSA" => {
                 let alg = self.algorithm(KeyType::Rsa, hint)?;
@@ -158,7 +170,10 @@ impl Jwk {
                 }
                 let secret = |name, v| self.member(name, v).map(zeroize::Zeroizing::new);
                 let components = KeyPairComponents {
-                    public_key: PublicKeyComponents { n: &n[..], e: &e[..] },
+                    public_key: PublicKeyComponents {
+                        n: &n[..],
+                        e: &e[..],
+                    },
                     d: secret("d", &self.d)?,
                     p: secret("p", &self.p)?,
                     q: secret("q", &self.q)?,
@@ -197,10 +212,14 @@ impl Jwk {
                     return Key::ec_public(alg, &point, kid);
                 }
                 let d = zeroize::Zeroizing::new(self.member("d", &self.d)?);
-                let pair = EcdsaKeyPair::from_private_key_and_public_key(ecdsa_signing(curve), &d, &point)
-                    .map_err(|e| {
-                        KeyError::invalid(format!("{} is not a consistent EC key: {e}", self.label()))
-                    })?;
+                let pair =
+                    EcdsaKeyPair::from_private_key_and_public_key(ecdsa_signing(curve), &d, &point)
+                        .map_err(|e| {
+                            KeyError::invalid(format!(
+                                "{} is not a consistent EC key: {e}",
+                                self.label()
+                            ))
+                        })?;
                 Key::ec_private(pair, kid)
             }
             "OKP" => {
@@ -270,7 +289,12 @@ impl Key {
                 jwk.kty = "oct".into();
                 jwk.k = b64(secret);
             }
-            Material::Rsa { n, e, private: pair, .. } => {
+            Material::Rsa {
+                n,
+                e,
+                private: pair,
+                ..
+            } => {
                 jwk.kty = "RSA".into();
                 jwk.n = b64(n);
                 jwk.e = b64(e);
@@ -286,7 +310,11 @@ impl Key {
                     jwk.qi = b64(rsa.coefficient.as_bytes());
                 }
             }
-            Material::Ec { point, private: pair, .. } => {
+            Material::Ec {
+                point,
+                private: pair,
+                ..
+            } => {
                 let (x, y) = point[1..].split_at((point.len() - 1) / 2);
                 jwk.kty = "EC".into();
                 jwk.crv = self.alg.curve().map(|c| c.name().into());
@@ -297,7 +325,9 @@ impl Key {
                     jwk.d = b64(d.as_ref());
                 }
             }
-            Material::Ed { x, private: pair, .. } => {
+            Material::Ed {
+                x, private: pair, ..
+            } => {
                 jwk.kty = "OKP".into();
                 jwk.crv = Some("Ed25519".into());
                 jwk.x = b64(x);
@@ -339,21 +369,42 @@ mod tests {
 
     #[test]
     fn jwk_algorithm_rules() {
-        let ec = Key::generate(Algorithm::ES256, None, None).unwrap().to_jwk(false).unwrap();
-        let no_alg = Jwk { alg: None, ..ec.clone() };
+        let ec = Key::generate(Algorithm::ES256, None, None)
+            .unwrap()
+            .to_jwk(false)
+            .unwrap();
+        let no_alg = Jwk {
+            alg: None,
+            ..ec.clone()
+        };
         assert_eq!(no_alg.to_key(None).unwrap().alg(), Algorithm::ES256);
         assert!(matches!(
             ec.to_key(Some(Algorithm::ES384)),
             Err(KeyError::AlgorithmConflict { .. })
         ));
-        let rsa = Key::generate(Algorithm::RS256, None, None).unwrap().to_jwk(false).unwrap();
+        let rsa = Key::generate(Algorithm::RS256, None, None)
+            .unwrap()
+            .to_jwk(false)
+            .unwrap();
         let rsa_no_alg = Jwk { alg: None, ..rsa };
-        assert!(matches!(rsa_no_alg.to_key(None), Err(KeyError::AlgorithmNeeded { .. })));
-        assert_eq!(rsa_no_alg.to_key(Some(Algorithm::PS256)).unwrap().alg(), Algorithm::PS256);
+        assert!(matches!(
+            rsa_no_alg.to_key(None),
+            Err(KeyError::AlgorithmNeeded { .. })
+        ));
+        assert_eq!(
+            rsa_no_alg.to_key(Some(Algorithm::PS256)).unwrap().alg(),
+            Algorithm::PS256
+        );
         assert!(rsa_no_alg.to_key(Some(Algorithm::ES256)).is_err());
-        let enc = Jwk { use_: Some("enc".into()), ..ec.clone() };
+        let enc = Jwk {
+            use_: Some("enc".into()),
+            ..ec.clone()
+        };
         assert!(matches!(enc.to_key(None), Err(KeyError::Unsupported(_))));
-        let none = Jwk { alg: Some("none".into()), ..ec };
+        let none = Jwk {
+            alg: Some("none".into()),
+            ..ec
+        };
         assert!(matches!(none.to_key(None), Err(KeyError::Unsupported(_))));
     }
 }

@@ -40,7 +40,9 @@ pub fn parse_keys(
         if value.get("keys").is_some() {
             let (keys, skipped) = Jwks::parse(trimmed)?.to_keys(hint);
             if kid.is_some() && keys.len() + skipped.len() > 1 {
-                return Err(KeyError::invalid("a key id can be given only for a single key"));
+                return Err(KeyError::invalid(
+                    "a key id can be given only for a single key",
+                ));
             }
             let keys = keys
                 .into_iter()
@@ -62,7 +64,9 @@ pub fn parse_keys(
     }
     if raw::looks_like_env(text) {
         if hint.is_some_and(|a| a != Algorithm::EdDSA) {
-            return Err(KeyError::invalid("the env form holds Ed25519 (EdDSA) keys only"));
+            return Err(KeyError::invalid(
+                "the env form holds Ed25519 (EdDSA) keys only",
+            ));
         }
         return Ok((vec![raw::from_env(text, kid)?], Vec::new()));
     }
@@ -84,7 +88,8 @@ pub struct Key {
 enum Material {
     Hmac {
         secret: Zeroizing<Vec<u8>>,
-        key: hmac::Key,
+        // Boxed: an HMAC context is far larger than the other variants.
+        key: Box<hmac::Key>,
     },
     Rsa {
         public: ParsedPublicKey,
@@ -164,7 +169,9 @@ fn expect_type(alg: Algorithm, kty: KeyType, what: &str) -> Result<(), KeyError>
     if alg.key_type() == kty {
         Ok(())
     } else {
-        Err(KeyError::invalid(format!("{what} cannot be used with {alg}")))
+        Err(KeyError::invalid(format!(
+            "{what} cannot be used with {alg}"
+        )))
     }
 }
 
@@ -185,7 +192,7 @@ impl Key {
         }
         let material = Material::Hmac {
             secret: Zeroizing::new(secret.to_vec()),
-            key: hmac::Key::new(hmac_alg(alg), secret),
+            key: Box::new(hmac::Key::new(hmac_alg(alg), secret)),
         };
         Ok(Key::assemble(alg, material, kid))
     }
@@ -243,7 +250,9 @@ impl Key {
             .into_iter()
             .find(|c| std::ptr::eq(ecdsa_signing(*c), pair.algorithm()))
             .map(Curve::algorithm)
-            .ok_or_else(|| KeyError::Unsupported("EC key pair with an unexpected algorithm".into()))?;
+            .ok_or_else(|| {
+                KeyError::Unsupported("EC key pair with an unexpected algorithm".into())
+            })?;
         let point = pair.public_key().as_ref().to_vec();
         let public = ParsedPublicKey::new(verification_alg(alg), &point)
             .map_err(|e| KeyError::invalid(format!("EC public key rejected: {e}")))?;
@@ -288,7 +297,11 @@ impl Key {
 
     /// Generates a new key for `alg`. `bits` sets the RSA modulus (default 2048) or the HMAC
     /// secret length (default: the hash length); other kinds have a fixed size.
-    pub fn generate(alg: Algorithm, bits: Option<usize>, kid: Option<String>) -> Result<Key, KeyError> {
+    pub fn generate(
+        alg: Algorithm,
+        bits: Option<usize>,
+        kid: Option<String>,
+    ) -> Result<Key, KeyError> {
         let failed = |what: &str| KeyError::invalid(format!("could not generate {what} key"));
         match alg.key_type() {
             KeyType::Oct => {
@@ -319,8 +332,13 @@ impl Key {
             }
             KeyType::Ec => {
                 let curve = alg.curve().unwrap_or(Curve::P256);
-                check_fixed_size(bits, curve.coordinate_len() * 8 - if curve == Curve::P521 { 7 } else { 0 }, alg)?;
-                let pair = EcdsaKeyPair::generate(ecdsa_signing(curve)).map_err(|_| failed("EC"))?;
+                check_fixed_size(
+                    bits,
+                    curve.coordinate_len() * 8 - if curve == Curve::P521 { 7 } else { 0 },
+                    alg,
+                )?;
+                let pair =
+                    EcdsaKeyPair::generate(ecdsa_signing(curve)).map_err(|_| failed("EC"))?;
                 Key::ec_private(pair, kid)
             }
             KeyType::Okp => {
@@ -387,9 +405,9 @@ impl Key {
     pub fn verify_signature(&self, message: &[u8], signature: &[u8]) -> bool {
         match &self.material {
             Material::Hmac { key, .. } => hmac::verify(key, message, signature).is_ok(),
-            Material::Rsa { public, .. } | Material::Ec { public, .. } | Material::Ed { public, .. } => {
-                public.verify_sig(message, signature).is_ok()
-            }
+            Material::Rsa { public, .. }
+            | Material::Ec { public, .. }
+            | Material::Ed { public, .. } => public.verify_sig(message, signature).is_ok(),
         }
     }
 
@@ -404,13 +422,20 @@ impl Key {
             Material::Rsa { private, .. } => {
                 let pair = private.as_ref().ok_or_else(not_private)?;
                 let mut sig = vec![0u8; pair.public_modulus_len()];
-                pair.sign(rsa_padding(self.alg), &SystemRandom::new(), message, &mut sig)
-                    .map_err(|_| failed())?;
+                pair.sign(
+                    rsa_padding(self.alg),
+                    &SystemRandom::new(),
+                    message,
+                    &mut sig,
+                )
+                .map_err(|_| failed())?;
                 Ok(sig)
             }
             Material::Ec { private, .. } => {
                 let pair = private.as_ref().ok_or_else(not_private)?;
-                let sig = pair.sign(&SystemRandom::new(), message).map_err(|_| failed())?;
+                let sig = pair
+                    .sign(&SystemRandom::new(), message)
+                    .map_err(|_| failed())?;
                 Ok(sig.as_ref().to_vec())
             }
             Material::Ed { private, .. } => {
@@ -436,15 +461,16 @@ impl Key {
     pub fn spki_der(&self) -> Option<Vec<u8>> {
         match &self.material {
             Material::Hmac { .. } => None,
-            Material::Rsa { public, .. } | Material::Ec { public, .. } | Material::Ed { public, .. } => {
-                public.as_der().ok().map(|d| d.as_ref().to_vec())
-            }
+            Material::Rsa { public, .. }
+            | Material::Ec { public, .. }
+            | Material::Ed { public, .. } => public.as_der().ok().map(|d| d.as_ref().to_vec()),
         }
     }
 
     /// Same key material and algorithm (ignores `kid` and whether the private part is held).
     pub fn same_public(&self, other: &Key) -> bool {
-        self.alg == other.alg && crate::ct_eq(self.thumbprint().as_bytes(), other.thumbprint().as_bytes())
+        self.alg == other.alg
+            && crate::ct_eq(self.thumbprint().as_bytes(), other.thumbprint().as_bytes())
     }
 }
 
@@ -487,7 +513,12 @@ fn rsa_material(
     .map_err(|e| KeyError::invalid(format!("RSA public key: {e}")))?;
     let public = ParsedPublicKey::new(verification_alg(alg), &der)
         .map_err(|e| KeyError::invalid(format!("RSA public key rejected: {e}")))?;
-    let strip = |b: &[u8]| b.iter().copied().skip_while(|x| *x == 0).collect::<Vec<u8>>();
+    let strip = |b: &[u8]| {
+        b.iter()
+            .copied()
+            .skip_while(|x| *x == 0)
+            .collect::<Vec<u8>>()
+    };
     Ok(Material::Rsa {
         public,
         n: strip(n),
@@ -588,10 +619,18 @@ mod tests {
 
     #[test]
     fn short_hmac_secrets_are_refused() {
-        for (alg, min) in [(Algorithm::HS256, 32), (Algorithm::HS384, 48), (Algorithm::HS512, 64)] {
+        for (alg, min) in [
+            (Algorithm::HS256, 32),
+            (Algorithm::HS384, 48),
+            (Algorithm::HS512, 64),
+        ] {
             assert_eq!(
                 Key::hmac(alg, &vec![7u8; min - 1], None).unwrap_err(),
-                KeyError::HmacTooShort { alg, len: min - 1, min }
+                KeyError::HmacTooShort {
+                    alg,
+                    len: min - 1,
+                    min
+                }
             );
             assert!(Key::hmac(alg, &vec![7u8; min], None).is_ok());
         }
@@ -609,7 +648,10 @@ mod tests {
                 assert!(public.verify_signature(b"message", &sig), "{alg}");
                 assert!(!public.has_private());
                 assert_eq!(public.kid(), key.kid());
-                assert!(matches!(public.sign(b"m"), Err(KeyError::NotPrivate { .. })));
+                assert!(matches!(
+                    public.sign(b"m"),
+                    Err(KeyError::NotPrivate { .. })
+                ));
             }
         }
     }

@@ -32,10 +32,14 @@ fn kind_of(oid: ObjectIdentifier, params: Option<ObjectIdentifier>) -> Result<Ki
             Some(P256) => Ok(Kind::Ec(Curve::P256)),
             Some(P384) => Ok(Kind::Ec(Curve::P384)),
             Some(P521) => Ok(Kind::Ec(Curve::P521)),
-            Some(other) => Err(KeyError::Unsupported(format!("unsupported EC curve {other}"))),
+            Some(other) => Err(KeyError::Unsupported(format!(
+                "unsupported EC curve {other}"
+            ))),
             None => Err(KeyError::invalid("EC key does not name its curve")),
         },
-        other => Err(KeyError::Unsupported(format!("unsupported key algorithm {other}"))),
+        other => Err(KeyError::Unsupported(format!(
+            "unsupported key algorithm {other}"
+        ))),
     }
 }
 
@@ -66,26 +70,37 @@ fn der_error(what: &str) -> impl Fn(der::Error) -> KeyError + '_ {
 }
 
 /// A private key in PKCS#8 DER.
-pub fn from_pkcs8(der: &[u8], hint: Option<Algorithm>, kid: Option<String>) -> Result<Key, KeyError> {
+pub fn from_pkcs8(
+    der: &[u8],
+    hint: Option<Algorithm>,
+    kid: Option<String>,
+) -> Result<Key, KeyError> {
     let info = pkcs8::PrivateKeyInfo::try_from(der)
         .map_err(|e| KeyError::Format(format!("PKCS#8 private key: {e}")))?;
     let params = info.algorithm.parameters_oid().ok();
     let kind = kind_of(info.algorithm.oid, params)?;
     let alg = algorithm(&kind, hint)?;
-    let rejected = |e: aws_lc_rs::error::KeyRejected| KeyError::invalid(format!("private key rejected: {e}"));
+    let rejected =
+        |e: aws_lc_rs::error::KeyRejected| KeyError::invalid(format!("private key rejected: {e}"));
     match kind {
         Kind::Rsa => Key::rsa_private(alg, RsaKeyPair::from_pkcs8(der).map_err(rejected)?, kid),
-        Kind::Ec(curve) => {
-            Key::ec_private(EcdsaKeyPair::from_pkcs8(ecdsa_signing(curve), der).map_err(rejected)?, kid)
-        }
-        Kind::Ed25519 => {
-            Key::ed25519_private(Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map_err(rejected)?, kid)
-        }
+        Kind::Ec(curve) => Key::ec_private(
+            EcdsaKeyPair::from_pkcs8(ecdsa_signing(curve), der).map_err(rejected)?,
+            kid,
+        ),
+        Kind::Ed25519 => Key::ed25519_private(
+            Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map_err(rejected)?,
+            kid,
+        ),
     }
 }
 
 /// A public key in SubjectPublicKeyInfo DER.
-pub fn from_spki(der: &[u8], hint: Option<Algorithm>, kid: Option<String>) -> Result<Key, KeyError> {
+pub fn from_spki(
+    der: &[u8],
+    hint: Option<Algorithm>,
+    kid: Option<String>,
+) -> Result<Key, KeyError> {
     let info = spki::SubjectPublicKeyInfoRef::try_from(der)
         .map_err(|e| KeyError::Format(format!("public key: {e}")))?;
     let params = info.algorithm.parameters_oid().ok();
@@ -105,11 +120,20 @@ pub fn from_spki(der: &[u8], hint: Option<Algorithm>, kid: Option<String>) -> Re
 fn from_pkcs1_public(der: &[u8], alg: Algorithm, kid: Option<String>) -> Result<Key, KeyError> {
     let rsa = pkcs1::RsaPublicKey::try_from(der)
         .map_err(|e| KeyError::Format(format!("RSA public key: {e}")))?;
-    Key::rsa_public(alg, rsa.modulus.as_bytes(), rsa.public_exponent.as_bytes(), kid)
+    Key::rsa_public(
+        alg,
+        rsa.modulus.as_bytes(),
+        rsa.public_exponent.as_bytes(),
+        kid,
+    )
 }
 
 /// Reads every key in a PEM text. Unrelated blocks (e.g. EC PARAMETERS) are skipped.
-pub fn from_pem(text: &str, hint: Option<Algorithm>, kid: Option<String>) -> Result<Vec<Key>, KeyError> {
+pub fn from_pem(
+    text: &str,
+    hint: Option<Algorithm>,
+    kid: Option<String>,
+) -> Result<Vec<Key>, KeyError> {
     let blocks = ::pem::parse_many(text).map_err(|e| KeyError::Format(format!("PEM: {e}")))?;
     let mut keys = Vec::new();
     for block in &blocks {
@@ -150,9 +174,10 @@ pub fn from_pem(text: &str, hint: Option<Algorithm>, kid: Option<String>) -> Res
 /// An EC private key in SEC1 (RFC 5915) DER; the curve is found by trying each one.
 fn from_sec1(der: &[u8], hint: Option<Algorithm>, kid: Option<String>) -> Result<Key, KeyError> {
     let curves = match hint {
-        Some(alg) => vec![alg.curve().filter(|_| alg.key_type() == KeyType::Ec).ok_or_else(|| {
-            KeyError::invalid(format!("an EC key cannot be used with {alg}"))
-        })?],
+        Some(alg) => vec![alg
+            .curve()
+            .filter(|_| alg.key_type() == KeyType::Ec)
+            .ok_or_else(|| KeyError::invalid(format!("an EC key cannot be used with {alg}")))?],
         None => vec![Curve::P256, Curve::P384, Curve::P521],
     };
     for curve in curves {
@@ -182,20 +207,32 @@ impl Key {
             (_, false) => ("PUBLIC KEY", self.spki_der().ok_or_else(failed)?),
             (Material::Rsa { private, .. }, true) => {
                 let pair = private.as_ref().ok_or_else(not_private)?;
-                ("PRIVATE KEY", pair.as_der().map_err(|_| failed())?.as_ref().to_vec())
+                (
+                    "PRIVATE KEY",
+                    pair.as_der().map_err(|_| failed())?.as_ref().to_vec(),
+                )
             }
             (Material::Ec { private, .. }, true) => {
                 let pair = private.as_ref().ok_or_else(not_private)?;
-                ("PRIVATE KEY", pair.to_pkcs8v1().map_err(|_| failed())?.as_ref().to_vec())
+                (
+                    "PRIVATE KEY",
+                    pair.to_pkcs8v1().map_err(|_| failed())?.as_ref().to_vec(),
+                )
             }
             (Material::Ed { private, .. }, true) => {
                 let pair = private.as_ref().ok_or_else(not_private)?;
-                ("PRIVATE KEY", pair.to_pkcs8v1().map_err(|_| failed())?.as_ref().to_vec())
+                (
+                    "PRIVATE KEY",
+                    pair.to_pkcs8v1().map_err(|_| failed())?.as_ref().to_vec(),
+                )
             }
         };
         let der = zeroize::Zeroizing::new(der);
         let config = ::pem::EncodeConfig::new().set_line_ending(::pem::LineEnding::LF);
-        Ok(::pem::encode_config(&::pem::Pem::new(tag, der.to_vec()), config))
+        Ok(::pem::encode_config(
+            &::pem::Pem::new(tag, der.to_vec()),
+            config,
+        ))
     }
 }
 
@@ -205,7 +242,10 @@ mod tests {
 
     #[test]
     fn every_asymmetric_kind_round_trips_through_pem() {
-        for alg in Algorithm::ALL.into_iter().filter(|a| a.key_type() != KeyType::Oct) {
+        for alg in Algorithm::ALL
+            .into_iter()
+            .filter(|a| a.key_type() != KeyType::Oct)
+        {
             let key = Key::generate(alg, None, None).unwrap();
             let hint = (alg.key_type() == KeyType::Rsa).then_some(alg);
             let private = from_pem(&key.to_pem(true).unwrap(), hint, None).unwrap();
@@ -232,8 +272,15 @@ mod tests {
 
     #[test]
     fn pem_without_keys_and_encrypted_keys_are_refused() {
-        assert!(matches!(from_pem("hello", None, None), Err(KeyError::Format(_))));
-        let enc = "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n";
-        assert!(matches!(from_pem(enc, None, None), Err(KeyError::Unsupported(_))));
+        assert!(matches!(
+            from_pem("hello", None, None),
+            Err(KeyError::Format(_))
+        ));
+        let enc =
+            "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n";
+        assert!(matches!(
+            from_pem(enc, None, None),
+            Err(KeyError::Unsupported(_))
+        ));
     }
 }

@@ -63,7 +63,11 @@ pub fn from_env(text: &str, kid: Option<String>) -> Result<Key, KeyError> {
         let bytes = decode_lenient_base64(value).map_err(|_| {
             KeyError::Format(format!(
                 "{} is not valid base64",
-                if is_private { "PRIVATE_KEY" } else { "PUBLIC_KEY" }
+                if is_private {
+                    "PRIVATE_KEY"
+                } else {
+                    "PUBLIC_KEY"
+                }
             ))
         })?;
         if is_private {
@@ -110,7 +114,10 @@ impl Key {
     /// ClusterCockpit's env form, as its gen-keypair tool prints it. Ed25519 only; the private
     /// line only when `private` is set.
     pub fn to_env(&self, private: bool) -> Result<String, KeyError> {
-        let Material::Ed { x, private: pair, .. } = &self.material else {
+        let Material::Ed {
+            x, private: pair, ..
+        } = &self.material
+        else {
             return Err(KeyError::Unsupported(format!(
                 "the env form is for EdDSA (Ed25519) keys; this key is {}",
                 self.alg
@@ -127,7 +134,10 @@ impl Key {
                 .map_err(|_| KeyError::invalid("could not export the Ed25519 seed"))?;
             let mut full = zeroize::Zeroizing::new(seed.as_ref().to_vec());
             full.extend_from_slice(x);
-            out.push_str(&format!("ED25519 PRIVATE_KEY=\"{}\"\n", STANDARD.encode(&*full)));
+            out.push_str(&format!(
+                "ED25519 PRIVATE_KEY=\"{}\"\n",
+                STANDARD.encode(&*full)
+            ));
         }
         Ok(out)
     }
