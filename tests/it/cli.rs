@@ -428,3 +428,47 @@ fn every_command_has_help() {
         assert!(out.contains("Usage: jwtgate"), "{args:?}");
     }
 }
+
+#[test]
+fn hmac_secret_as_text_or_base64_signs_and_verifies() {
+    use base64::Engine;
+    let cli = Cli::new();
+    let secret = "correct horse battery staple 0123456789";
+    let text = cli.write("secret.txt", &format!("{secret}\n"));
+    let b64 = cli.write(
+        "secret.b64",
+        &base64::engine::general_purpose::STANDARD.encode(secret),
+    );
+    let token = cli
+        .run(&["token", "sign", "--key", s(&text), "--alg", "HS256"])
+        .ok();
+    let out = cli
+        .run(&[
+            "token",
+            "verify",
+            token.trim(),
+            "--key",
+            s(&b64),
+            "--alg",
+            "HS256",
+            "--secret-base64",
+        ])
+        .ok();
+    assert!(out.ends_with("valid\n"), "{out}");
+    let run = cli.run(&[
+        "token",
+        "verify",
+        token.trim(),
+        "--key",
+        s(&b64),
+        "--alg",
+        "HS256",
+    ]);
+    // Read as text, the base64 is a different secret, so it has a different thumbprint kid.
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stdout.contains("invalid: unknown key id '"),
+        "{}",
+        run.stdout
+    );
+}

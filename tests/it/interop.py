@@ -30,6 +30,20 @@ def verify(alg, token, path, form):
     print(json.dumps(claims, sort_keys=True))
 
 
+def self_signed(private):
+    import datetime
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "jwtgate interop")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    builder = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+               .public_key(private.public_key()).serial_number(x509.random_serial_number())
+               .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1)))
+    digest = None if isinstance(private, ed25519.Ed25519PrivateKey) else hashes.SHA256()
+    return builder.sign(private, digest)
+
+
 def make(alg, out):
     if alg.startswith("HS"):
         secret = os.urandom(int(alg[2:]) // 8)
@@ -51,6 +65,17 @@ def make(alg, out):
         with open(os.path.join(out, "priv.pem"), "wb") as f:
             f.write(private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                           serialization.NoEncryption()))
+        if alg != "EdDSA":
+            # PKCS#1 ("RSA PRIVATE KEY") for RSA, SEC1 ("EC PRIVATE KEY") for EC.
+            with open(os.path.join(out, "trad.pem"), "wb") as f:
+                f.write(private.private_bytes(serialization.Encoding.PEM,
+                                              serialization.PrivateFormat.TraditionalOpenSSL,
+                                              serialization.NoEncryption()))
+        if alg[:2] in ("RS", "PS"):
+            with open(os.path.join(out, "pub.pkcs1.pem"), "wb") as f:
+                f.write(public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.PKCS1))
+        with open(os.path.join(out, "cert.pem"), "wb") as f:
+            f.write(self_signed(private).public_bytes(serialization.Encoding.PEM))
         jwk = json.loads(get_default_algorithms()[alg].to_jwk(public))
     with open(os.path.join(out, "pub.jwk"), "w") as f:
         json.dump(jwk, f)

@@ -1,5 +1,6 @@
 //! Interop with PyJWT, for every algorithm and both key exchange forms (PEM and JWK):
-//! jwtgate signs and PyJWT verifies, PyJWT signs and jwtgate verifies. PyJWT must be
+//! jwtgate signs and PyJWT verifies, PyJWT signs and jwtgate verifies (reading PyJWT's keys as
+//! JWK, SPKI, PKCS#8, PKCS#1, SEC1 and X.509 certificate). PyJWT must be
 //! installed (the README's test command installs it); a missing PyJWT fails, never skips.
 
 use std::process::Command;
@@ -104,8 +105,27 @@ fn tokens_signed_by_pyjwt_verify_with_jwtgate_using_pem_and_jwk() {
                 "--secret-base64".into(),
             ]);
         } else {
-            forms.push(vec!["--key".into(), s(&dir.join("pub.pem")).into()]);
-            forms.push(vec!["--key".into(), s(&dir.join("priv.pem")).into()]);
+            // SPKI and PKCS#8, an X.509 certificate, and PKCS#1 / SEC1 where the key type has them.
+            for file in [
+                "pub.pem",
+                "priv.pem",
+                "cert.pem",
+                "trad.pem",
+                "pub.pkcs1.pem",
+            ] {
+                if dir.join(file).exists() || matches!(file, "pub.pem" | "priv.pem" | "cert.pem") {
+                    forms.push(vec!["--key".into(), s(&dir.join(file)).into()]);
+                }
+            }
+            assert_eq!(
+                forms.len(),
+                match &alg[..2] {
+                    "RS" | "PS" => 6,
+                    "Ed" => 4,
+                    _ => 5,
+                },
+                "{alg}"
+            );
         }
         for form in forms {
             let mut args = vec![
