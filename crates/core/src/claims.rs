@@ -5,7 +5,7 @@
 use serde::de::MapAccess;
 
 use crate::error::{Part, Reject};
-use crate::json::{parse_object, Faults, Loose, LooseSeed, Members};
+use crate::json::{parse_object, Faults, Loose, Members};
 
 /// The claims jwtgate reads, typed. Other claims stay in the payload (see `Verified::claim`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -107,8 +107,7 @@ impl<'de> Members<'de> for RawClaims<'de> {
             "verbs" => &mut self.verbs,
             _ => return Ok(false),
         };
-        *slot = Some(map.next_value_seed(LooseSeed(faults))?);
-        Ok(true)
+        Self::fill(slot, name, map, faults)
     }
 }
 

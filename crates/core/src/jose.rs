@@ -10,7 +10,7 @@ use serde::de::MapAccess;
 
 use crate::alg::Algorithm;
 use crate::error::{Part, Reject};
-use crate::json::{parse_object, Faults, Loose, LooseSeed, Members};
+use crate::json::{parse_object, Faults, Loose, Members};
 
 /// Tokens longer than this are refused before any decoding (SPEC §6).
 pub const MAX_TOKEN_LEN: usize = 16 * 1024;
@@ -74,6 +74,10 @@ impl<'t> Jws<'t> {
 
     pub fn into_payload(self) -> Vec<u8> {
         self.payload
+    }
+
+    pub fn into_parts(self) -> (Header, Vec<u8>) {
+        (self.header, self.payload)
     }
 }
 
@@ -151,8 +155,7 @@ impl<'de> Members<'de> for RawHeader<'de> {
             "crit" => &mut self.crit,
             _ => return Ok(false),
         };
-        *slot = Some(map.next_value_seed(LooseSeed(faults))?);
-        Ok(true)
+        Self::fill(slot, name, map, faults)
     }
 }
 

@@ -15,7 +15,7 @@ use crate::error::{Part, Reject};
 pub(crate) struct Faults(RefCell<Option<String>>);
 
 impl Faults {
-    fn duplicate<E: de::Error>(&self, key: &str) -> E {
+    pub(crate) fn duplicate<E: de::Error>(&self, key: &str) -> E {
         let mut slot = self.0.borrow_mut();
         if slot.is_none() {
             *slot = Some(key.to_owned());
@@ -159,8 +159,23 @@ impl<'de> Visitor<'de> for LooseSeed<'_> {
 
 /// Receives the members of a top-level JOSE object one at a time.
 pub(crate) trait Members<'de> {
+    /// Stores a kept member's value, refusing a second occurrence.
+    fn fill<A: MapAccess<'de>>(
+        slot: &mut Option<Loose<'de>>,
+        name: &str,
+        map: &mut A,
+        faults: &Faults,
+    ) -> Result<bool, A::Error> {
+        if slot.is_some() {
+            return Err(faults.duplicate(name));
+        }
+        *slot = Some(map.next_value_seed(LooseSeed(faults))?);
+        Ok(true)
+    }
+
     /// Reads the value of `name` from `map` if it is a member this type keeps; returns whether
-    /// it did. Members it does not keep are skipped (still checked for duplicates).
+    /// it did. A kept member seen twice must be refused with `Faults::duplicate`. Members it
+    /// does not keep are skipped (and checked for duplicates by the caller).
     fn member<A: MapAccess<'de>>(
         &mut self,
         name: &str,
@@ -190,12 +205,13 @@ impl<'de, M: Members<'de>> Visitor<'de> for ObjectSeed<'_, '_, M> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        // Kept members refuse their own repeats; only the others need remembering.
         let mut seen = Seen::new();
         while let Some(Name(name)) = map.next_key()? {
             if !self.members.member(&name, &mut map, self.faults)? {
+                seen.insert(name, self.faults)?;
                 map.next_value_seed(LooseSeed(self.faults))?;
             }
-            seen.insert(name, self.faults)?;
         }
         Ok(())
     }

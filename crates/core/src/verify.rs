@@ -38,8 +38,8 @@ pub fn verify(token: &str, keys: &KeySet, rules: &Rules, now: i64) -> Result<Ver
     let claims = Claims::parse(jws.payload())?;
     rules.check(&claims, now)?;
     let key_id = key.kid().to_owned();
-    let header = jws.header.clone();
-    let payload = String::from_utf8(jws.into_payload()).map_err(|_| Reject::Json {
+    let (header, payload) = jws.into_parts();
+    let payload = String::from_utf8(payload).map_err(|_| Reject::Json {
         part: Part::Payload,
         reason: "not UTF-8".into(),
     })?;
