@@ -229,10 +229,16 @@ fn output(
     let text = match format {
         Format::Pem => key.to_pem(private).map_err(|e| usage(e.to_string()))?,
         Format::Env => key.to_env(private).map_err(|e| usage(e.to_string()))?,
-        Format::Jwk => pretty(&key.to_jwk(private))?,
-        Format::Jwks => pretty(&Jwks {
-            keys: key.to_jwk(private).into_iter().collect(),
-        })?,
+        Format::Jwk | Format::Jwks => {
+            let jwk = key
+                .to_jwk(private)
+                .ok_or_else(|| anyhow::anyhow!("could not export key '{}' as a JWK", key.kid()))?;
+            if format == Format::Jwk {
+                pretty(&jwk)?
+            } else {
+                pretty(&Jwks { keys: vec![jwk] })?
+            }
+        }
     };
     match out {
         None => print!("{text}"),

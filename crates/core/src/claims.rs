@@ -130,9 +130,9 @@ impl RawClaims<'_> {
                     ))
                 }
             },
-            exp: numeric_date("exp", self.exp)?,
-            nbf: numeric_date("nbf", self.nbf)?,
-            iat: numeric_date("iat", self.iat)?,
+            exp: numeric_date("exp", self.exp, Round::Down)?,
+            nbf: numeric_date("nbf", self.nbf, Round::Up)?,
+            iat: numeric_date("iat", self.iat, Round::Up)?,
             jti: string("jti", self.jti)?,
             roles: strings("roles", self.roles)?,
             urls: strings("URLs", self.urls)?,
@@ -170,15 +170,25 @@ fn strings(claim: &str, value: Option<Loose>) -> Result<Option<Vec<String>>, Rej
     }
 }
 
-/// A NumericDate (RFC 7519 §2): seconds since the epoch, possibly fractional. Fractions are
-/// dropped toward the past, which can only make a token expire sooner.
-fn numeric_date(claim: &str, value: Option<Loose>) -> Result<Option<i64>, Reject> {
+/// Which way a fractional NumericDate is rounded: always toward the stricter reading.
+enum Round {
+    /// `exp`: a token expires no later than it says.
+    Down,
+    /// `nbf`, `iat`: a token starts no earlier than it says.
+    Up,
+}
+
+/// A NumericDate (RFC 7519 §2): seconds since the epoch, possibly fractional.
+fn numeric_date(claim: &str, value: Option<Loose>, round: Round) -> Result<Option<i64>, Reject> {
     // Keep dates well inside i64 so arithmetic with `now` and leeway cannot overflow.
     const LIMIT: i64 = 1 << 52;
     let secs = match value {
         None => return Ok(None),
         Some(Loose::Int(n)) => n,
-        Some(Loose::Float(f)) if f.is_finite() && f.abs() < LIMIT as f64 => f.floor() as i64,
+        Some(Loose::Float(f)) if f.is_finite() && f.abs() < LIMIT as f64 => match round {
+            Round::Down => f.floor() as i64,
+            Round::Up => f.ceil() as i64,
+        },
         Some(Loose::Float(_) | Loose::Huge) => LIMIT,
         Some(other) => {
             return Err(invalid(
@@ -299,7 +309,11 @@ impl Rules {
                 Some(_) => {}
             }
         }
-        if !self.audiences.is_empty() {
+        if self.audiences.is_empty() {
+            if let Some(got) = &claims.aud {
+                return Err(Reject::AudienceNotAccepted { got: got.clone() });
+            }
+        } else {
             let Some(got) = &claims.aud else {
                 return Err(Reject::MissingClaim {
                     claim: "aud".into(),
@@ -419,7 +433,8 @@ mod tests {
 
     #[test]
     fn fractional_and_huge_dates() {
-        assert_eq!(claims(r#"{"exp":100.9}"#).unwrap().exp, Some(100));
+        let c = claims(r#"{"exp":100.9,"nbf":90.1,"iat":90.1}"#).unwrap();
+        assert_eq!((c.exp, c.nbf, c.iat), (Some(100), Some(91), Some(91)));
         assert!(matches!(
             claims(r#"{"exp":1e300}"#),
             Err(Reject::InvalidClaim { .. })

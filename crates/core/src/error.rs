@@ -81,6 +81,9 @@ pub enum Reject {
         expected: Vec<String>,
         got: Vec<String>,
     },
+    /// RFC 7519 §4.1.3: a verifier that is not among the token's audiences must refuse it.
+    #[error("token is for audience [{}], and no audience is configured here to accept it", got.join(", "))]
+    AudienceNotAccepted { got: Vec<String> },
 }
 
 fn join_algs(algs: &[Algorithm]) -> String {
@@ -111,7 +114,9 @@ impl Reject {
             Reject::MissingClaim { .. } => "missing_claim",
             Reject::InvalidClaim { .. } => "invalid_claim",
             Reject::IssuerMismatch { .. } => "issuer_mismatch",
-            Reject::AudienceMismatch { .. } => "audience_mismatch",
+            Reject::AudienceMismatch { .. } | Reject::AudienceNotAccepted { .. } => {
+                "audience_mismatch"
+            }
         }
     }
 }

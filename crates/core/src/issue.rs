@@ -1,6 +1,6 @@
 //! Signing: turns claims into a compact JWS with a header that names the key's own algorithm
 //! and `kid`. `sign_compact` signs caller-chosen header bytes and is exposed only as
-//! `dangerous::sign_compact`, for conformance vectors and negative tests.
+//! `dangerous::sign_compact` (this module is private), for conformance vectors and negative tests.
 
 use base64::Engine;
 use serde_json::{Map, Value};

@@ -5,7 +5,7 @@
 pub mod alg;
 pub mod claims;
 pub mod error;
-pub mod issue;
+mod issue;
 pub mod jose;
 mod json;
 pub mod key;

@@ -12,8 +12,8 @@ use crate::alg::{Algorithm, Curve, KeyType};
 use crate::error::KeyError;
 use crate::jose::BASE64URL;
 
-/// One JWK. Unknown members are ignored on input.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// One JWK. Unknown members are ignored on input. `Debug` hides private members.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Jwk {
     pub kty: String,
     #[serde(rename = "use", skip_serializing_if = "Option::is_none")]
@@ -50,6 +50,23 @@ pub struct Jwk {
     pub oth: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub k: Option<String>,
+}
+
+impl std::fmt::Debug for Jwk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let private = [
+            &self.d, &self.p, &self.q, &self.dp, &self.dq, &self.qi, &self.k,
+        ]
+        .iter()
+        .any(|m| m.is_some());
+        f.debug_struct("Jwk")
+            .field("kty", &self.kty)
+            .field("alg", &self.alg)
+            .field("kid", &self.kid)
+            .field("crv", &self.crv)
+            .field("private", &private)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A JWK Set.
@@ -364,6 +381,30 @@ mod tests {
                     assert!(back.verify_signature(b"m", &sig), "{alg}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn debug_output_never_shows_private_members() {
+        for alg in [
+            Algorithm::HS256,
+            Algorithm::RS256,
+            Algorithm::ES256,
+            Algorithm::EdDSA,
+        ] {
+            let jwk = Key::generate(alg, None, None)
+                .unwrap()
+                .to_jwk(true)
+                .unwrap();
+            let secret = jwk.k.clone().or(jwk.d.clone()).unwrap();
+            let shown = format!(
+                "{jwk:?} {:?}",
+                Jwks {
+                    keys: vec![jwk.clone()]
+                }
+            );
+            assert!(!shown.contains(&secret), "{shown}");
+            assert!(shown.contains("private: true"), "{shown}");
         }
     }
 

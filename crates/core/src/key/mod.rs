@@ -657,6 +657,36 @@ mod tests {
     }
 
     #[test]
+    fn rsa_keys_outside_2048_to_8192_bits_are_refused() {
+        let mut n1024 = vec![0xC5u8; 128];
+        n1024[127] |= 1;
+        let err = Key::rsa_public(Algorithm::RS256, &n1024, &[1, 0, 1], None).unwrap_err();
+        assert_eq!(
+            err,
+            KeyError::Invalid("RSA key is 1024 bits; 2048 to 8192 are accepted".into())
+        );
+        let mut n2048 = vec![0xC5u8; 256];
+        n2048[255] |= 1;
+        assert!(Key::rsa_public(Algorithm::RS256, &n2048, &[1, 0, 1], None).is_ok());
+    }
+
+    #[test]
+    fn public_jwks_holds_public_members_of_asymmetric_keys_only() {
+        let set = KeySet::new([
+            Key::generate(Algorithm::HS256, None, Some("h".into())).unwrap(),
+            Key::generate(Algorithm::ES256, None, Some("e".into())).unwrap(),
+            Key::generate(Algorithm::EdDSA, None, Some("o".into())).unwrap(),
+        ])
+        .unwrap();
+        let jwks = set.public_jwks();
+        let kids: Vec<_> = jwks.keys.iter().map(|k| k.kid.clone().unwrap()).collect();
+        assert_eq!(kids, ["e", "o"]);
+        for jwk in &jwks.keys {
+            assert!(jwk.d.is_none() && jwk.k.is_none());
+        }
+    }
+
+    #[test]
     fn debug_output_never_shows_material() {
         let key = Key::hmac(Algorithm::HS256, &[0x41; 32], Some("k".into())).unwrap();
         let shown = format!("{key:?}");
