@@ -1,1 +1,251 @@
-fn main(){}
+//! Verification cost per algorithm: jwtgate's full path (`full/<ALG>`: parse, key selection,
+//! signature, claims rules) against the bare aws-lc-rs signature check of the same signature
+//! over the same signing input, with the key parsed once (`raw/<ALG>`). The difference is what
+//! jwtgate adds on top of the cryptography. Results and targets: BENCHMARKS.md at the root.
+//!
+//! Run: `cargo bench -p jwtgate-core --bench verify` (filter with `-- RS256`).
+
+// Setup failures in a benchmark should abort loudly; there is no caller to hand an error to.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use aws_lc_rs::hmac;
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{
+    self, EcdsaKeyPair, KeyPair as _, ParsedPublicKey, VerificationAlgorithm,
+};
+use base64::Engine;
+use criterion::{
+    black_box, criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion,
+};
+use jwtgate_core::jose::{Jws, BASE64URL};
+use jwtgate_core::{Algorithm, Claims, Key, KeySet, KeyType, Rules};
+use serde_json::{json, Map, Value};
+
+const ISSUER: &str = "https://auth.example.com";
+const AUDIENCE: &str = "jwtgate-api";
+const KID: &str = "k1";
+/// Fixed "current time": 2023-11-14, after `iat`, long before `exp`.
+const NOW: i64 = 1_700_000_100;
+
+fn claims() -> Map<String, Value> {
+    let value = json!({
+        "iss": ISSUER,
+        "sub": "user-4711",
+        "aud": AUDIENCE,
+        "exp": 4_102_444_800_i64, // 2100-01-01
+        "iat": 1_700_000_000_i64,
+        "jti": "5f0c3a1e-9b7d-4c2a-8e61-2d4b7f90a3c5",
+        "roles": ["admin", "user"],
+    });
+    match value {
+        Value::Object(map) => map,
+        _ => unreachable!("json! object literal"),
+    }
+}
+
+fn rules() -> Rules {
+    Rules::default().issuer(ISSUER).audiences([AUDIENCE])
+}
+
+fn signature_alg(alg: Algorithm) -> &'static dyn VerificationAlgorithm {
+    match alg {
+        Algorithm::RS256 => &signature::RSA_PKCS1_2048_8192_SHA256,
+        Algorithm::RS384 => &signature::RSA_PKCS1_2048_8192_SHA384,
+        Algorithm::RS512 => &signature::RSA_PKCS1_2048_8192_SHA512,
+        Algorithm::PS256 => &signature::RSA_PSS_2048_8192_SHA256,
+        Algorithm::PS384 => &signature::RSA_PSS_2048_8192_SHA384,
+        Algorithm::PS512 => &signature::RSA_PSS_2048_8192_SHA512,
+        Algorithm::ES256 => &signature::ECDSA_P256_SHA256_FIXED,
+        Algorithm::ES384 => &signature::ECDSA_P384_SHA384_FIXED,
+        Algorithm::ES512 => &signature::ECDSA_P521_SHA512_FIXED,
+        Algorithm::EdDSA => &signature::ED25519,
+        Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => {
+            unreachable!("HMAC has no public key")
+        }
+    }
+}
+
+fn hmac_alg(alg: Algorithm) -> hmac::Algorithm {
+    match alg {
+        Algorithm::HS256 => hmac::HMAC_SHA256,
+        Algorithm::HS384 => hmac::HMAC_SHA384,
+        Algorithm::HS512 => hmac::HMAC_SHA512,
+        _ => unreachable!("not an HMAC algorithm"),
+    }
+}
+
+/// A token over `claims()` and the key that signed it (or, for the EC fallback, its public half).
+fn signed_token(alg: Algorithm) -> (String, Key) {
+    match Key::generate(alg, None, Some(KID.into())) {
+        Ok(key) => (jwtgate_core::sign(&claims(), &key).unwrap(), key),
+        Err(e) if alg.key_type() == KeyType::Ec => {
+            eprintln!("{alg}: Key::generate failed ({e}); signing with aws-lc-rs directly");
+            ec_token(alg)
+        }
+        Err(e) => panic!("{alg}: Key::generate failed: {e}"),
+    }
+}
+
+/// Workaround: in optimised builds `Key::generate` (and every other EC private-key path)
+/// fails with "EC key pair with an unexpected algorithm", because `Key::ec_private` identifies
+/// the curve with `std::ptr::eq` on aws-lc-rs's `EcdsaSigningAlgorithm`s, which are `const`s
+/// whose promoted addresses differ between crates. Verification needs only the public key,
+/// so sign here exactly as `jwtgate_core::sign` does (same header members, same encoding)
+/// and hand jwtgate the public key through `Key::ec_public`.
+fn ec_token(alg: Algorithm) -> (String, Key) {
+    let signing = match alg {
+        Algorithm::ES256 => &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+        Algorithm::ES384 => &signature::ECDSA_P384_SHA384_FIXED_SIGNING,
+        Algorithm::ES512 => &signature::ECDSA_P521_SHA512_FIXED_SIGNING,
+        _ => unreachable!("not an ECDSA algorithm"),
+    };
+    let pair = EcdsaKeyPair::generate(signing).unwrap();
+    let mut header = Map::new();
+    header.insert("alg".into(), alg.name().into());
+    header.insert("kid".into(), KID.into());
+    header.insert("typ".into(), "JWT".into());
+    let mut token = BASE64URL.encode(serde_json::to_vec(&header).unwrap());
+    token.push('.');
+    BASE64URL.encode_string(serde_json::to_vec(&claims()).unwrap(), &mut token);
+    let sig = pair.sign(&SystemRandom::new(), token.as_bytes()).unwrap();
+    token.push('.');
+    BASE64URL.encode_string(sig.as_ref(), &mut token);
+    let key = Key::ec_public(alg, pair.public_key().as_ref(), Some(KID.into())).unwrap();
+    (token, key)
+}
+
+/// Everything one algorithm's benchmarks need, built once.
+struct Case {
+    token: String,
+    keyset: KeySet,
+    rules: Rules,
+    /// The signing input (`header.payload`) and the decoded signature, for the raw check.
+    signing_input: Vec<u8>,
+    signature: Vec<u8>,
+    /// The pre-parsed aws-lc-rs key for the raw baseline: exactly one of these is set.
+    raw_hmac: Option<hmac::Key>,
+    raw_public: Option<ParsedPublicKey>,
+}
+
+impl Case {
+    fn new(alg: Algorithm) -> Case {
+        let (token, key) = signed_token(alg);
+        let (signing_input, sig_b64) = token.rsplit_once('.').unwrap();
+        let signing_input = signing_input.as_bytes().to_vec();
+        let signature = BASE64URL.decode(sig_b64).unwrap();
+        let (raw_hmac, raw_public) = if key.is_symmetric() {
+            let k = key.to_jwk(true).unwrap().k.unwrap();
+            let secret = BASE64URL.decode(k).unwrap();
+            (Some(hmac::Key::new(hmac_alg(alg), &secret)), None)
+        } else {
+            let spki = key.spki_der().unwrap();
+            let public = ParsedPublicKey::new(signature_alg(alg), spki).unwrap();
+            (None, Some(public))
+        };
+        let public = key.public_key().unwrap_or(key);
+        let keyset = KeySet::new([public]).unwrap();
+        let case = Case {
+            token,
+            keyset,
+            rules: rules(),
+            signing_input,
+            signature,
+            raw_hmac,
+            raw_public,
+        };
+        case.sanity_check(alg);
+        case
+    }
+
+    /// Both paths must accept the token, or the numbers would measure a rejection.
+    fn sanity_check(&self, alg: Algorithm) {
+        let verified = jwtgate_core::verify(&self.token, &self.keyset, &self.rules, NOW)
+            .unwrap_or_else(|e| panic!("{alg}: jwtgate rejected its own token: {e}"));
+        assert_eq!(verified.header.alg, alg);
+        assert_eq!(verified.key_id, KID);
+        assert_eq!(
+            verified.claims.roles.as_deref().map(<[String]>::len),
+            Some(2)
+        );
+        let ok = match (&self.raw_hmac, &self.raw_public) {
+            (Some(k), None) => hmac::verify(k, &self.signing_input, &self.signature).is_ok(),
+            (None, Some(k)) => k.verify_sig(&self.signing_input, &self.signature).is_ok(),
+            _ => unreachable!("exactly one raw key"),
+        };
+        assert!(ok, "{alg}: aws-lc-rs rejected the signature");
+    }
+}
+
+fn configure(group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>) {
+    group
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+}
+
+fn bench_verify(c: &mut Criterion) {
+    for alg in Algorithm::ALL {
+        let case = Case::new(alg);
+        let mut group = c.benchmark_group(alg.name());
+        configure(&mut group);
+        group.bench_function("full", |b| {
+            b.iter(|| {
+                jwtgate_core::verify(
+                    black_box(&case.token),
+                    black_box(&case.keyset),
+                    black_box(&case.rules),
+                    black_box(NOW),
+                )
+            })
+        });
+        // Separate closures per kind, so the baseline carries no dispatch of its own.
+        match (&case.raw_hmac, &case.raw_public) {
+            (Some(k), _) => group.bench_function("raw", |b| {
+                b.iter(|| {
+                    hmac::verify(
+                        black_box(k),
+                        black_box(&case.signing_input),
+                        black_box(&case.signature),
+                    )
+                })
+            }),
+            (None, Some(k)) => group.bench_function("raw", |b| {
+                b.iter(|| {
+                    black_box(k)
+                        .verify_sig(black_box(&case.signing_input), black_box(&case.signature))
+                })
+            }),
+            (None, None) => unreachable!("exactly one raw key"),
+        };
+        group.finish();
+    }
+}
+
+/// Where the non-cryptographic time goes: the steps of `verify` other than the signature
+/// check. Header and payload are the same for every algorithm; only the signature segment
+/// differs (32 bytes for HS256, 64 for ES256/EdDSA, 256 for RSA-2048), so `Jws::parse` is
+/// measured on one token of each size, the claims steps once.
+fn bench_parts(c: &mut Criterion) {
+    let mut group = c.benchmark_group("parts");
+    configure(&mut group);
+    for alg in [Algorithm::HS256, Algorithm::ES256, Algorithm::RS256] {
+        let (token, _) = signed_token(alg);
+        group.bench_with_input(BenchmarkId::new("jws_parse", alg), &token, |b, token| {
+            b.iter(|| Jws::parse(black_box(token)))
+        });
+    }
+    let case = Case::new(Algorithm::HS256);
+    let payload = Jws::parse(&case.token).unwrap().payload().to_vec();
+    let claims = Claims::parse(&payload).unwrap();
+    group.bench_function("claims_parse", |b| {
+        b.iter(|| Claims::parse(black_box(&payload)))
+    });
+    group.bench_function("rules_check", |b| {
+        b.iter(|| case.rules.check(black_box(&claims), black_box(NOW)))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_verify, bench_parts);
+criterion_main!(benches);

@@ -160,6 +160,15 @@ impl Curve {
         }
     }
 
+    /// The curve's size in bits (what `--size` means for it).
+    pub fn bits(self) -> usize {
+        match self {
+            Curve::P256 | Curve::Ed25519 => 256,
+            Curve::P384 => 384,
+            Curve::P521 => 521,
+        }
+    }
+
     /// The one algorithm a key on this curve is bound to.
     pub fn algorithm(self) -> Algorithm {
         match self {

@@ -332,17 +332,13 @@ impl Key {
             }
             KeyType::Ec => {
                 let curve = alg.curve().unwrap_or(Curve::P256);
-                check_fixed_size(
-                    bits,
-                    curve.coordinate_len() * 8 - if curve == Curve::P521 { 7 } else { 0 },
-                    alg,
-                )?;
+                check_fixed_size(bits, curve.bits(), alg)?;
                 let pair =
                     EcdsaKeyPair::generate(ecdsa_signing(curve)).map_err(|_| failed("EC"))?;
                 Key::ec_private(pair, kid)
             }
             KeyType::Okp => {
-                check_fixed_size(bits, 256, alg)?;
+                check_fixed_size(bits, Curve::Ed25519.bits(), alg)?;
                 let pair = Ed25519KeyPair::generate().map_err(|_| failed("Ed25519"))?;
                 Key::ed25519_private(pair, kid)
             }
