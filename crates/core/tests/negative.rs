@@ -1,5 +1,7 @@
 //! One test per refusal rule (RFC 8725 and the list), each asserting the exact `Reject`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
 use base64::Engine;
 use jwtgate_core::dangerous::sign_compact;
 use jwtgate_core::jose::{BASE64URL, MAX_TOKEN_LEN};

@@ -1,5 +1,7 @@
 //! Properties of the parser and the sign/verify pair, over generated inputs.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
 use base64::Engine;
 use jwtgate_core::jose::BASE64URL;
 use jwtgate_core::{sign, verify, Algorithm, Jws, Key, KeySet, Rules};

@@ -2,6 +2,8 @@
 //! RFC 7638 §3.1, RFC 8037 A.1–A.5). The data files are copied from the project's checked
 //! vectors; see vectors/README.md for where each value comes from.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
 use jwtgate_core::dangerous::sign_compact;
 use jwtgate_core::key::Jwk;
 use jwtgate_core::{verify, verify_jws, Algorithm, KeySet, Reject, Rules};
