@@ -5,6 +5,12 @@ use std::process::{Command, Output, Stdio};
 
 use tempfile::TempDir;
 
+/// Every algorithm jwtgate supports, by its JOSE name.
+pub const ALGS: [&str; 13] = [
+    "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256",
+    "ES384", "ES512", "EdDSA",
+];
+
 /// One test's working directory; removed on drop.
 pub struct Cli {
     pub dir: TempDir,

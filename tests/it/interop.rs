@@ -7,12 +7,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::harness::{s, Cli};
-
-const ALGS: [&str; 13] = [
-    "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256",
-    "ES384", "ES512", "EdDSA",
-];
+use crate::harness::{s, Cli, ALGS};
 
 fn python(args: &[&str]) -> Result<String, String> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/interop.py");
