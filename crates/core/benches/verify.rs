@@ -11,16 +11,13 @@
 use std::time::Duration;
 
 use aws_lc_rs::hmac;
-use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{
-    self, EcdsaKeyPair, KeyPair as _, ParsedPublicKey, VerificationAlgorithm,
-};
+use aws_lc_rs::signature::{self, ParsedPublicKey, VerificationAlgorithm};
 use base64::Engine;
 use criterion::{
     black_box, criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion,
 };
 use jwtgate_core::jose::{Jws, BASE64URL};
-use jwtgate_core::{Algorithm, Claims, Key, KeySet, KeyType, Rules};
+use jwtgate_core::{Algorithm, Claims, Key, KeySet, Rules};
 use serde_json::{json, Map, Value};
 
 const ISSUER: &str = "https://auth.example.com";
@@ -76,44 +73,10 @@ fn hmac_alg(alg: Algorithm) -> hmac::Algorithm {
     }
 }
 
-/// A token over `claims()` and the key that signed it (or, for the EC fallback, its public half).
+/// A token over `claims()` and the key that signed it.
 fn signed_token(alg: Algorithm) -> (String, Key) {
-    match Key::generate(alg, None, Some(KID.into())) {
-        Ok(key) => (jwtgate_core::sign(&claims(), &key).unwrap(), key),
-        Err(e) if alg.key_type() == KeyType::Ec => {
-            eprintln!("{alg}: Key::generate failed ({e}); signing with aws-lc-rs directly");
-            ec_token(alg)
-        }
-        Err(e) => panic!("{alg}: Key::generate failed: {e}"),
-    }
-}
-
-/// Workaround: in optimised builds `Key::generate` (and every other EC private-key path)
-/// fails with "EC key pair with an unexpected algorithm", because `Key::ec_private` identifies
-/// the curve with `std::ptr::eq` on aws-lc-rs's `EcdsaSigningAlgorithm`s, which are `const`s
-/// whose promoted addresses differ between crates. Verification needs only the public key,
-/// so sign here exactly as `jwtgate_core::sign` does (same header members, same encoding)
-/// and hand jwtgate the public key through `Key::ec_public`.
-fn ec_token(alg: Algorithm) -> (String, Key) {
-    let signing = match alg {
-        Algorithm::ES256 => &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
-        Algorithm::ES384 => &signature::ECDSA_P384_SHA384_FIXED_SIGNING,
-        Algorithm::ES512 => &signature::ECDSA_P521_SHA512_FIXED_SIGNING,
-        _ => unreachable!("not an ECDSA algorithm"),
-    };
-    let pair = EcdsaKeyPair::generate(signing).unwrap();
-    let mut header = Map::new();
-    header.insert("alg".into(), alg.name().into());
-    header.insert("kid".into(), KID.into());
-    header.insert("typ".into(), "JWT".into());
-    let mut token = BASE64URL.encode(serde_json::to_vec(&header).unwrap());
-    token.push('.');
-    BASE64URL.encode_string(serde_json::to_vec(&claims()).unwrap(), &mut token);
-    let sig = pair.sign(&SystemRandom::new(), token.as_bytes()).unwrap();
-    token.push('.');
-    BASE64URL.encode_string(sig.as_ref(), &mut token);
-    let key = Key::ec_public(alg, pair.public_key().as_ref(), Some(KID.into())).unwrap();
-    (token, key)
+    let key = Key::generate(alg, None, Some(KID.into())).unwrap();
+    (jwtgate_core::sign(&claims(), &key).unwrap(), key)
 }
 
 /// Everything one algorithm's benchmarks need, built once.

@@ -248,7 +248,9 @@ impl Key {
     pub fn ec_private(pair: EcdsaKeyPair, kid: Option<String>) -> Result<Key, KeyError> {
         let alg = [Curve::P256, Curve::P384, Curve::P521]
             .into_iter()
-            .find(|c| std::ptr::eq(ecdsa_signing(*c), pair.algorithm()))
+            // By value: these are consts, whose addresses differ between crates in optimised
+            // builds (a release-only bug once made every EC key pair "unexpected").
+            .find(|c| ecdsa_signing(*c) == pair.algorithm())
             .map(Curve::algorithm)
             .ok_or_else(|| {
                 KeyError::Unsupported("EC key pair with an unexpected algorithm".into())
