@@ -70,7 +70,8 @@ pub struct VerifyArgs {
     /// Required issuer (exact match).
     #[arg(long)]
     iss: Option<String>,
-    /// Accepted audience; the token must name at least one. Repeatable.
+    /// Accepted audience; the token must name at least one. Repeatable. Without --aud, a token
+    /// that names an audience is refused (RFC 7519 §4.1.3).
     #[arg(long)]
     aud: Vec<String>,
     /// Clock skew tolerated for exp, nbf and iat, in seconds.

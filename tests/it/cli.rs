@@ -467,3 +467,39 @@ fn hmac_secret_as_text_or_base64_signs_and_verifies() {
         run.stdout
     );
 }
+
+#[test]
+fn token_with_an_audience_needs_aud_to_verify() {
+    let cli = Cli::new();
+    let key = cli.path("k.jwk");
+    cli.run(&["key", "gen", "--out", s(&key)]).ok();
+    let token = cli
+        .run(&[
+            "token",
+            "sign",
+            "--key",
+            s(&key),
+            "--claims",
+            r#"{"aud":["api"]}"#,
+        ])
+        .ok();
+    let run = cli.run(&["token", "verify", token.trim(), "--key", s(&key)]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stdout.ends_with("invalid: token is for audience [api], and no audience is configured here to accept it\n"),
+        "{}",
+        run.stdout
+    );
+    let out = cli
+        .run(&[
+            "token",
+            "verify",
+            token.trim(),
+            "--key",
+            s(&key),
+            "--aud",
+            "api",
+        ])
+        .ok();
+    assert!(out.ends_with("valid\n"));
+}
