@@ -2,28 +2,65 @@
 //! leeway, exact `iss`, any-of `aud`, required claims. A wrongly typed registered claim is an
 //! error, never "absent": `"exp": null` does not make a token immortal.
 
-use serde::de::MapAccess;
-
 use crate::error::{Part, Reject};
-use crate::json::{parse_object, Faults, Loose, Members};
+use crate::json::{parse_object, utf8, Loose, Members, Text};
 
-/// The claims jwtgate reads, typed. Other claims stay in the payload (see `Verified::claim`).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// The claims jwtgate reads, typed, together with the payload JSON they came from. Strings are
+/// places in that JSON, not copies: reading a token's claims allocates once per list claim.
+/// Claims jwtgate does not type stay readable with `get`.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Claims {
-    pub iss: Option<String>,
-    pub sub: Option<String>,
-    /// `None` when absent; a single string becomes a one-element list.
-    pub aud: Option<Vec<String>>,
-    pub exp: Option<i64>,
-    pub nbf: Option<i64>,
-    pub iat: Option<i64>,
-    pub jti: Option<String>,
-    /// ClusterCockpit's `roles`.
-    pub roles: Option<Vec<String>>,
-    /// Gate-token path scope (kube-gateway's `URLs`).
-    pub urls: Option<Vec<String>>,
-    /// Gate-token HTTP methods (kube-gateway's `verbs`).
-    pub verbs: Option<Vec<String>>,
+    json: String,
+    iss: Option<Text>,
+    sub: Option<Text>,
+    aud: Option<Strings>,
+    exp: Option<i64>,
+    nbf: Option<i64>,
+    iat: Option<i64>,
+    jti: Option<Text>,
+    roles: Option<Strings>,
+    urls: Option<Strings>,
+    verbs: Option<Strings>,
+}
+
+/// A claim that may be one string or an array of strings (`aud`), or is an array (the rest).
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Strings {
+    One(Text),
+    Many(Vec<Text>),
+}
+
+/// The strings of a list claim, in order.
+#[derive(Clone)]
+pub struct Strs<'c> {
+    json: &'c str,
+    items: std::slice::Iter<'c, Text>,
+}
+
+impl<'c> Iterator for Strs<'c> {
+    type Item = &'c str;
+
+    fn next(&mut self) -> Option<&'c str> {
+        self.items.next().map(|t| t.get(self.json))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.items.size_hint()
+    }
+}
+
+impl ExactSizeIterator for Strs<'_> {}
+
+impl std::fmt::Debug for Strs<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.clone()).finish()
+    }
+}
+
+impl Strs<'_> {
+    pub fn to_vec(&self) -> Vec<String> {
+        self.clone().map(str::to_owned).collect()
+    }
 }
 
 /// Registered claims a `Rules` can require.
@@ -67,34 +104,121 @@ impl Registered {
 impl Claims {
     /// Parses a JWT payload: one JSON object, no repeated names, registered claims well typed.
     pub fn parse(payload: &[u8]) -> Result<Claims, Reject> {
+        Claims::from_json(utf8(payload, Part::Payload)?.to_owned())
+    }
+
+    /// `parse`, keeping `json` itself rather than a copy.
+    pub fn from_json(json: String) -> Result<Claims, Reject> {
         let mut raw = RawClaims::default();
-        parse_object(payload, Part::Payload, &mut raw)?;
-        raw.into_claims()
+        parse_object(&json, Part::Payload, &mut raw)?;
+        raw.into_claims(json)
+    }
+
+    /// The payload JSON, exactly as signed.
+    pub fn json(&self) -> &str {
+        &self.json
+    }
+
+    /// Any claim by name, parsed on demand (for claims jwtgate does not type).
+    pub fn get(&self, name: &str) -> Option<serde_json::Value> {
+        let mut map: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&self.json).ok()?;
+        map.remove(name)
+    }
+
+    pub fn iss(&self) -> Option<&str> {
+        self.iss.as_ref().map(|t| t.get(&self.json))
+    }
+
+    pub fn sub(&self) -> Option<&str> {
+        self.sub.as_ref().map(|t| t.get(&self.json))
+    }
+
+    /// `aud` as a list; a single string is a one-element list.
+    pub fn aud(&self) -> Option<Strs<'_>> {
+        self.strs(&self.aud)
+    }
+
+    /// `exp`, rounded down to whole seconds.
+    pub fn exp(&self) -> Option<i64> {
+        self.exp
+    }
+
+    /// `nbf`, rounded up to whole seconds.
+    pub fn nbf(&self) -> Option<i64> {
+        self.nbf
+    }
+
+    /// `iat`, rounded up to whole seconds.
+    pub fn iat(&self) -> Option<i64> {
+        self.iat
+    }
+
+    pub fn jti(&self) -> Option<&str> {
+        self.jti.as_ref().map(|t| t.get(&self.json))
+    }
+
+    /// ClusterCockpit's `roles`.
+    pub fn roles(&self) -> Option<Strs<'_>> {
+        self.strs(&self.roles)
+    }
+
+    /// Gate-token path scope (kube-gateway's `URLs`).
+    pub fn urls(&self) -> Option<Strs<'_>> {
+        self.strs(&self.urls)
+    }
+
+    /// Gate-token HTTP methods (kube-gateway's `verbs`).
+    pub fn verbs(&self) -> Option<Strs<'_>> {
+        self.strs(&self.verbs)
+    }
+
+    fn strs<'c>(&'c self, list: &'c Option<Strings>) -> Option<Strs<'c>> {
+        let items = match list.as_ref()? {
+            Strings::One(text) => std::slice::from_ref(text),
+            Strings::Many(texts) => texts,
+        };
+        Some(Strs {
+            json: &self.json,
+            items: items.iter(),
+        })
+    }
+}
+
+impl std::fmt::Debug for Claims {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Claims")
+            .field("iss", &self.iss())
+            .field("sub", &self.sub())
+            .field("aud", &self.aud())
+            .field("exp", &self.exp)
+            .field("nbf", &self.nbf)
+            .field("iat", &self.iat)
+            .field("jti", &self.jti())
+            .field("roles", &self.roles())
+            .field("urls", &self.urls())
+            .field("verbs", &self.verbs())
+            .finish()
     }
 }
 
 #[derive(Default)]
-struct RawClaims<'de> {
-    iss: Option<Loose<'de>>,
-    sub: Option<Loose<'de>>,
-    aud: Option<Loose<'de>>,
-    exp: Option<Loose<'de>>,
-    nbf: Option<Loose<'de>>,
-    iat: Option<Loose<'de>>,
-    jti: Option<Loose<'de>>,
-    roles: Option<Loose<'de>>,
-    urls: Option<Loose<'de>>,
-    verbs: Option<Loose<'de>>,
+struct RawClaims {
+    iss: Option<Loose>,
+    sub: Option<Loose>,
+    aud: Option<Loose>,
+    exp: Option<Loose>,
+    nbf: Option<Loose>,
+    iat: Option<Loose>,
+    jti: Option<Loose>,
+    roles: Option<Loose>,
+    urls: Option<Loose>,
+    verbs: Option<Loose>,
 }
 
-impl<'de> Members<'de> for RawClaims<'de> {
-    fn member<A: MapAccess<'de>>(
-        &mut self,
-        name: &str,
-        map: &mut A,
-        faults: &Faults,
-    ) -> Result<bool, A::Error> {
-        let slot = match name {
+impl Members for RawClaims {
+    fn slot(&mut self, name: &str) -> Option<&mut Option<Loose>> {
+        Some(match name {
             "iss" => &mut self.iss,
             "sub" => &mut self.sub,
             "aud" => &mut self.aud,
@@ -105,21 +229,21 @@ impl<'de> Members<'de> for RawClaims<'de> {
             "roles" => &mut self.roles,
             "URLs" => &mut self.urls,
             "verbs" => &mut self.verbs,
-            _ => return Ok(false),
-        };
-        Self::fill(slot, name, map, faults)
+            _ => return None,
+        })
     }
 }
 
-impl RawClaims<'_> {
-    fn into_claims(self) -> Result<Claims, Reject> {
+impl RawClaims {
+    /// Types the members; `json` is the text their `Text`s point into.
+    fn into_claims(self, json: String) -> Result<Claims, Reject> {
         Ok(Claims {
             iss: string("iss", self.iss)?,
             sub: string("sub", self.sub)?,
             aud: match self.aud {
                 None => None,
-                Some(Loose::Str(s)) => Some(vec![s.into_owned()]),
-                Some(Loose::Strs(list)) => Some(list),
+                Some(Loose::Str(s)) => Some(Strings::One(s)),
+                Some(Loose::Strs(list)) => Some(Strings::Many(list)),
                 Some(other) => {
                     return Err(invalid(
                         "aud",
@@ -137,6 +261,7 @@ impl RawClaims<'_> {
             roles: strings("roles", self.roles)?,
             urls: strings("URLs", self.urls)?,
             verbs: strings("verbs", self.verbs)?,
+            json,
         })
     }
 }
@@ -148,10 +273,10 @@ fn invalid(claim: &str, reason: impl Into<String>) -> Reject {
     }
 }
 
-fn string(claim: &str, value: Option<Loose>) -> Result<Option<String>, Reject> {
+fn string(claim: &str, value: Option<Loose>) -> Result<Option<Text>, Reject> {
     match value {
         None => Ok(None),
-        Some(Loose::Str(s)) => Ok(Some(s.into_owned())),
+        Some(Loose::Str(s)) => Ok(Some(s)),
         Some(other) => Err(invalid(
             claim,
             format!("must be a string, got {}", other.kind()),
@@ -159,10 +284,10 @@ fn string(claim: &str, value: Option<Loose>) -> Result<Option<String>, Reject> {
     }
 }
 
-fn strings(claim: &str, value: Option<Loose>) -> Result<Option<Vec<String>>, Reject> {
+fn strings(claim: &str, value: Option<Loose>) -> Result<Option<Strings>, Reject> {
     match value {
         None => Ok(None),
-        Some(Loose::Strs(list)) => Ok(Some(list)),
+        Some(Loose::Strs(list)) => Ok(Some(Strings::Many(list))),
         Some(other) => Err(invalid(
             claim,
             format!("must be an array of strings, got {}", other.kind()),
@@ -294,7 +419,7 @@ impl Rules {
             }
         }
         if let Some(expected) = &self.issuer {
-            match &claims.iss {
+            match claims.iss() {
                 None => {
                     return Err(Reject::MissingClaim {
                         claim: "iss".into(),
@@ -303,26 +428,26 @@ impl Rules {
                 Some(got) if !crate::ct_eq(got.as_bytes(), expected.as_bytes()) => {
                     return Err(Reject::IssuerMismatch {
                         expected: expected.clone(),
-                        got: got.clone(),
+                        got: got.to_owned(),
                     })
                 }
                 Some(_) => {}
             }
         }
         if self.audiences.is_empty() {
-            if let Some(got) = &claims.aud {
-                return Err(Reject::AudienceNotAccepted { got: got.clone() });
+            if let Some(got) = claims.aud() {
+                return Err(Reject::AudienceNotAccepted { got: got.to_vec() });
             }
         } else {
-            let Some(got) = &claims.aud else {
+            let Some(mut got) = claims.aud() else {
                 return Err(Reject::MissingClaim {
                     claim: "aud".into(),
                 });
             };
-            if !got.iter().any(|a| self.audiences.contains(a)) {
+            if !got.clone().any(|a| self.audiences.iter().any(|e| e == a)) {
                 return Err(Reject::AudienceMismatch {
                     expected: self.audiences.clone(),
-                    got: got.clone(),
+                    got: got.by_ref().map(str::to_owned).collect(),
                 });
             }
         }
@@ -434,7 +559,7 @@ mod tests {
     #[test]
     fn fractional_and_huge_dates() {
         let c = claims(r#"{"exp":100.9,"nbf":90.1,"iat":90.1}"#).unwrap();
-        assert_eq!((c.exp, c.nbf, c.iat), (Some(100), Some(91), Some(91)));
+        assert_eq!((c.exp(), c.nbf(), c.iat()), (Some(100), Some(91), Some(91)));
         assert!(matches!(
             claims(r#"{"exp":1e300}"#),
             Err(Reject::InvalidClaim { .. })
@@ -508,9 +633,9 @@ mod tests {
     #[test]
     fn gate_token_claims_are_typed() {
         let c = claims(r#"{"URLs":["/k8s/vm1*"],"verbs":["get"],"roles":["api"]}"#).unwrap();
-        assert_eq!(c.urls, Some(vec!["/k8s/vm1*".to_string()]));
-        assert_eq!(c.verbs, Some(vec!["get".to_string()]));
-        assert_eq!(c.roles, Some(vec!["api".to_string()]));
+        assert_eq!(c.urls().map(|l| l.to_vec()), Some(vec!["/k8s/vm1*".into()]));
+        assert_eq!(c.verbs().map(|l| l.to_vec()), Some(vec!["get".into()]));
+        assert_eq!(c.roles().map(|l| l.to_vec()), Some(vec!["api".into()]));
         assert!(matches!(
             claims(r#"{"URLs":"/x"}"#),
             Err(Reject::InvalidClaim { .. })

@@ -5,12 +5,12 @@
 use base64::alphabet;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
-use base64::Engine;
-use serde::de::MapAccess;
+use std::borrow::Cow;
 
 use crate::alg::Algorithm;
+use crate::b64;
 use crate::error::{Part, Reject};
-use crate::json::{parse_object, Faults, Loose, Members};
+use crate::json::{parse_object, utf8, Loose, Members};
 
 /// Tokens longer than this are refused before any decoding (SPEC §6).
 pub const MAX_TOKEN_LEN: usize = 16 * 1024;
@@ -40,17 +40,27 @@ pub struct Jws<'t> {
     pub header: Header,
     signing_input: &'t str,
     payload: Vec<u8>,
-    signature: Vec<u8>,
+    signature: Decoded<SIGNATURE_INLINE>,
 }
+
+/// Signatures up to this size (RSA-4096) are decoded on the stack.
+const SIGNATURE_INLINE: usize = 512;
+/// Headers up to this size (all but those carrying certificate chains) are decoded on the stack.
+const HEADER_INLINE: usize = 384;
 
 impl<'t> Jws<'t> {
     /// Parses a compact JWS. Does not verify the signature.
     pub fn parse(token: &'t str) -> Result<Jws<'t>, Reject> {
-        let [h, p, s] = split(token)?;
-        let header_bytes = decode(h, Part::Header)?;
-        let header = parse_header(&header_bytes)?;
+        let [h, p, s] = split_first_two(token)?;
+        let mut buffer = [0; HEADER_INLINE];
+        let header = parse_header(&decode_with(h, Part::Header, &mut buffer)?)?;
+        // A fourth segment would leave a '.' here, which base64url refuses: only then is it
+        // worth scanning for.
+        let signature = Decoded::new(s, Part::Signature).map_err(|e| match s.contains('.') {
+            true => segments(token),
+            false => e,
+        })?;
         let payload = decode(p, Part::Payload)?;
-        let signature = decode(s, Part::Signature)?;
         Ok(Jws {
             header,
             signing_input: &token[..h.len() + 1 + p.len()],
@@ -81,81 +91,134 @@ impl<'t> Jws<'t> {
     }
 }
 
+/// Decoded base64url, on the stack when it fits in `N` bytes: verifying a token should not
+/// allocate for bytes it throws away.
+#[derive(Clone)]
+enum Decoded<const N: usize> {
+    Inline { bytes: [u8; N], len: usize },
+    Heap(Vec<u8>),
+}
+
+impl<const N: usize> Decoded<N> {
+    fn new(segment: &str, part: Part) -> Result<Self, Reject> {
+        let fault = |e| base64_reject(segment, part, e);
+        let len = b64::decoded_len(segment.len()).map_err(fault)?;
+        if len > N {
+            return decode(segment, part).map(Decoded::Heap);
+        }
+        let mut bytes = [0; N];
+        b64::decode_into(segment.as_bytes(), &mut bytes).map_err(fault)?;
+        Ok(Decoded::Inline { bytes, len })
+    }
+}
+
+/// Decodes `segment` into `buffer` when it fits, else onto the heap.
+fn decode_with<'b>(
+    segment: &str,
+    part: Part,
+    buffer: &'b mut [u8],
+) -> Result<Cow<'b, [u8]>, Reject> {
+    let fault = |e| base64_reject(segment, part, e);
+    let len = b64::decoded_len(segment.len()).map_err(fault)?;
+    if len > buffer.len() {
+        return decode(segment, part).map(Cow::Owned);
+    }
+    b64::decode_into(segment.as_bytes(), buffer).map_err(fault)?;
+    Ok(Cow::Borrowed(&buffer[..len]))
+}
+
+impl<const N: usize> std::ops::Deref for Decoded<N> {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Decoded::Inline { bytes, len } => &bytes[..*len],
+            Decoded::Heap(bytes) => bytes,
+        }
+    }
+}
+
+impl<const N: usize> std::fmt::Debug for Decoded<N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} bytes", self.len())
+    }
+}
+
 /// Applies the size cap and splits into exactly three segments.
 pub fn split(token: &str) -> Result<[&str; 3], Reject> {
+    let [h, p, s] = split_first_two(token)?;
+    if s.contains('.') {
+        return Err(segments(token));
+    }
+    Ok([h, p, s])
+}
+
+/// `split`, except that the last segment may still contain dots.
+fn split_first_two(token: &str) -> Result<[&str; 3], Reject> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(Reject::TooLarge {
             len: token.len(),
             max: MAX_TOKEN_LEN,
         });
     }
-    let mut parts = token.split('.');
-    match (parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some(h), Some(p), Some(s), None) => Ok([h, p, s]),
-        _ => Err(Reject::Segments {
-            found: token.split('.').count(),
-        }),
+    let (h, rest) = token.split_once('.').ok_or_else(|| segments(token))?;
+    let (p, s) = rest.split_once('.').ok_or_else(|| segments(token))?;
+    Ok([h, p, s])
+}
+
+fn segments(token: &str) -> Reject {
+    Reject::Segments {
+        found: token.split('.').count(),
     }
 }
 
 /// Decodes one segment as canonical unpadded base64url.
 pub fn decode(segment: &str, part: Part) -> Result<Vec<u8>, Reject> {
-    BASE64URL.decode(segment).map_err(|e| Reject::Base64 {
-        part,
-        reason: describe_base64_error(segment, e),
-    })
+    b64::decode(segment.as_bytes()).map_err(|e| base64_reject(segment, part, e))
 }
 
-fn describe_base64_error(segment: &str, e: base64::DecodeError) -> String {
-    use base64::DecodeError as E;
-    if let Some(at) = segment.find('=') {
-        return format!("padding '=' at offset {at} is not allowed");
-    }
-    match e {
-        E::InvalidByte(at, byte) => format!(
+fn base64_reject(segment: &str, part: Part, fault: b64::Fault) -> Reject {
+    let reason = match (segment.find('='), fault) {
+        (Some(at), _) => format!("padding '=' at offset {at} is not allowed"),
+        (None, b64::Fault::Byte { at, byte }) => format!(
             "character {:?} at offset {at} is not in the base64url alphabet",
             char::from(byte)
         ),
-        E::InvalidLength(len) => format!("length {len} is impossible for base64"),
-        E::InvalidLastSymbol(at, _) => {
+        (None, b64::Fault::Length(len)) => format!("length {len} is impossible for base64"),
+        (None, b64::Fault::TrailingBits { at }) => {
             format!("non-canonical trailing bits in the character at offset {at}")
         }
-        E::InvalidPadding => "invalid padding".into(),
-    }
+    };
+    Reject::Base64 { part, reason }
 }
 
 /// Parses and checks a decoded JOSE header.
 pub fn parse_header(bytes: &[u8]) -> Result<Header, Reject> {
+    let text = utf8(bytes, Part::Header)?;
     let mut raw = RawHeader::default();
-    parse_object(bytes, Part::Header, &mut raw)?;
-    raw.into_header()
+    parse_object(text, Part::Header, &mut raw)?;
+    raw.into_header(text)
 }
 
 #[derive(Default)]
-struct RawHeader<'de> {
-    alg: Option<Loose<'de>>,
-    kid: Option<Loose<'de>>,
-    typ: Option<Loose<'de>>,
-    cty: Option<Loose<'de>>,
-    crit: Option<Loose<'de>>,
+struct RawHeader {
+    alg: Option<Loose>,
+    kid: Option<Loose>,
+    typ: Option<Loose>,
+    cty: Option<Loose>,
+    crit: Option<Loose>,
 }
 
-impl<'de> Members<'de> for RawHeader<'de> {
-    fn member<A: MapAccess<'de>>(
-        &mut self,
-        name: &str,
-        map: &mut A,
-        faults: &Faults,
-    ) -> Result<bool, A::Error> {
-        let slot = match name {
-            "alg" => &mut self.alg,
-            "kid" => &mut self.kid,
-            "typ" => &mut self.typ,
-            "cty" => &mut self.cty,
-            "crit" => &mut self.crit,
-            _ => return Ok(false),
-        };
-        Self::fill(slot, name, map, faults)
+impl Members for RawHeader {
+    fn slot(&mut self, name: &str) -> Option<&mut Option<Loose>> {
+        match name {
+            "alg" => Some(&mut self.alg),
+            "kid" => Some(&mut self.kid),
+            "typ" => Some(&mut self.typ),
+            "cty" => Some(&mut self.cty),
+            "crit" => Some(&mut self.crit),
+            _ => None,
+        }
     }
 }
 
@@ -165,11 +228,12 @@ const REGISTERED: [&str; 20] = [
     "zip", "epk", "apu", "apv", "iv", "tag", "p2s", "p2c",
 ];
 
-impl RawHeader<'_> {
-    fn into_header(self) -> Result<Header, Reject> {
-        let alg = match self.alg {
+impl RawHeader {
+    /// Types the members; `text` is the header JSON their `Text`s point into.
+    fn into_header(self, text: &str) -> Result<Header, Reject> {
+        let alg = match &self.alg {
             None => return Err(invalid_header("has no 'alg' member")),
-            Some(Loose::Str(name)) => name,
+            Some(Loose::Str(name)) => name.get(text),
             Some(other) => {
                 return Err(invalid_header(format!(
                     "'alg' must be a string, got {}",
@@ -178,14 +242,10 @@ impl RawHeader<'_> {
             }
         };
         if alg.eq_ignore_ascii_case("none") {
-            return Err(Reject::AlgNone {
-                alg: alg.into_owned(),
-            });
+            return Err(Reject::AlgNone { alg: alg.into() });
         }
-        let Some(alg) = Algorithm::from_name(&alg) else {
-            return Err(Reject::UnsupportedAlgorithm {
-                alg: alg.into_owned(),
-            });
+        let Some(alg) = Algorithm::from_name(alg) else {
+            return Err(Reject::UnsupportedAlgorithm { alg: alg.into() });
         };
         if let Some(crit) = self.crit {
             // We implement no extension, so any well-formed `crit` names one we do not understand.
@@ -197,28 +257,29 @@ impl RawHeader<'_> {
                     ))
                 }
             };
-            if let Some(name) = names.iter().find(|n| REGISTERED.contains(&n.as_str())) {
+            let mut names = names.iter().map(|n| n.get(text));
+            if let Some(name) = names.clone().find(|n| REGISTERED.contains(n)) {
                 return Err(invalid_header(format!(
                     "'crit' lists '{name}', which is not an extension"
                 )));
             }
             return Err(Reject::UnknownCrit {
-                name: names[0].clone(),
+                name: names.next().unwrap_or_default().into(),
             });
         }
         Ok(Header {
             alg,
-            kid: string_member("kid", self.kid)?,
-            typ: string_member("typ", self.typ)?,
-            cty: string_member("cty", self.cty)?,
+            kid: string_member("kid", self.kid, text)?,
+            typ: string_member("typ", self.typ, text)?,
+            cty: string_member("cty", self.cty, text)?,
         })
     }
 }
 
-fn string_member(name: &str, value: Option<Loose>) -> Result<Option<String>, Reject> {
+fn string_member(name: &str, value: Option<Loose>, text: &str) -> Result<Option<String>, Reject> {
     match value {
         None => Ok(None),
-        Some(Loose::Str(s)) => Ok(Some(s.into_owned())),
+        Some(Loose::Str(s)) => Ok(Some(s.get(text).to_owned())),
         Some(other) => Err(invalid_header(format!(
             "'{name}' must be a string, got {}",
             other.kind()
@@ -242,6 +303,7 @@ pub fn inspect(token: &str) -> Result<(Vec<u8>, Vec<u8>), Reject> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine;
 
     fn b64(s: &str) -> String {
         BASE64URL.encode(s)

@@ -3,6 +3,7 @@
 //! time comes in as an argument, so every decision here is a pure function of its inputs.
 
 pub mod alg;
+mod b64;
 pub mod claims;
 pub mod error;
 mod issue;
@@ -12,7 +13,7 @@ pub mod key;
 pub mod verify;
 
 pub use alg::{Algorithm, Curve, KeyType};
-pub use claims::{Claims, Registered, Rules};
+pub use claims::{Claims, Registered, Rules, Strs};
 pub use error::{KeyError, Part, Reject};
 pub use issue::sign;
 pub use jose::{Header, Jws};
