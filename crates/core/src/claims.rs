@@ -217,18 +217,19 @@ struct RawClaims {
 }
 
 impl Members for RawClaims {
-    fn slot(&mut self, name: &str) -> Option<&mut Option<Loose>> {
+    fn slot(&mut self, name: &[u8]) -> Option<&mut Option<Loose>> {
+        // Byte patterns compile to a decision tree, string patterns to a memcmp per candidate.
         Some(match name {
-            "iss" => &mut self.iss,
-            "sub" => &mut self.sub,
-            "aud" => &mut self.aud,
-            "exp" => &mut self.exp,
-            "nbf" => &mut self.nbf,
-            "iat" => &mut self.iat,
-            "jti" => &mut self.jti,
-            "roles" => &mut self.roles,
-            "URLs" => &mut self.urls,
-            "verbs" => &mut self.verbs,
+            [b'i', b's', b's'] => &mut self.iss,
+            [b's', b'u', b'b'] => &mut self.sub,
+            [b'a', b'u', b'd'] => &mut self.aud,
+            [b'e', b'x', b'p'] => &mut self.exp,
+            [b'n', b'b', b'f'] => &mut self.nbf,
+            [b'i', b'a', b't'] => &mut self.iat,
+            [b'j', b't', b'i'] => &mut self.jti,
+            [b'r', b'o', b'l', b'e', b's'] => &mut self.roles,
+            [b'U', b'R', b'L', b's'] => &mut self.urls,
+            [b'v', b'e', b'r', b'b', b's'] => &mut self.verbs,
             _ => return None,
         })
     }

@@ -34,33 +34,67 @@ pub struct Header {
     pub cty: Option<String>,
 }
 
-/// A structurally valid compact JWS whose signature has not been checked yet.
+/// A structurally valid compact JWS whose signature has not been checked yet. The signature
+/// is borrowed from a caller's buffer (`parse_with`) or owned (`parse`).
 #[derive(Debug)]
-pub struct Jws<'t> {
+pub struct Jws<'t, 'b> {
     pub header: Header,
     signing_input: &'t str,
     payload: Vec<u8>,
-    signature: Decoded<SIGNATURE_INLINE>,
+    signature: Cow<'b, [u8]>,
 }
 
-/// Signatures up to this size (RSA-4096) are decoded on the stack.
-const SIGNATURE_INLINE: usize = 512;
+/// Room for a signature up to RSA-4096 (512 bytes): `parse_with` needs no more to stay off
+/// the heap.
+pub const SIGNATURE_BUFFER: usize = 512;
 /// Headers up to this size (all but those carrying certificate chains) are decoded on the stack.
 const HEADER_INLINE: usize = 384;
 
-impl<'t> Jws<'t> {
+impl<'t> Jws<'t, 'static> {
     /// Parses a compact JWS. Does not verify the signature.
-    pub fn parse(token: &'t str) -> Result<Jws<'t>, Reject> {
-        let [h, p, s] = split_first_two(token)?;
-        let mut buffer = [0; HEADER_INLINE];
-        let header = parse_header(&decode_with(h, Part::Header, &mut buffer)?)?;
+    pub fn parse(token: &'t str) -> Result<Jws<'t, 'static>, Reject> {
+        let jws = Jws::parse_with(token, &mut [])?;
+        Ok(Jws {
+            signature: Cow::Owned(jws.signature.into_owned()),
+            header: jws.header,
+            signing_input: jws.signing_input,
+            payload: jws.payload,
+        })
+    }
+}
+
+impl<'t, 'b> Jws<'t, 'b> {
+    /// `parse`, decoding the signature into `buffer` when it fits (see `SIGNATURE_BUFFER`):
+    /// the verification path allocates nothing for bytes it throws away.
+    pub fn parse_with(token: &'t str, buffer: &'b mut [u8]) -> Result<Jws<'t, 'b>, Reject> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(too_large(token));
+        }
+        let (h, rest) = token.split_once('.').ok_or_else(|| segments(token))?;
+        // The payload's end is found while decoding it. A fault there is reported after the
+        // header's and the signature's, as if the segments had been split first.
+        let mut payload = Vec::new();
+        let (p, payload_fault) = match b64::decode_segment(rest.as_bytes(), &mut payload) {
+            Ok(end) if end == rest.len() => return Err(segments(token)),
+            Ok(end) => (&rest[..end], None),
+            Err(fault) => match split(token) {
+                Ok([_, p, _]) => (p, Some(base64_reject(p, Part::Payload, fault))),
+                Err(e) => return Err(e),
+            },
+        };
+        let s = &rest[p.len() + 1..];
+        let mut header_buffer = [0; HEADER_INLINE];
+        let header = parse_header(&decode_with(h, Part::Header, &mut header_buffer)?)?;
         // A fourth segment would leave a '.' here, which base64url refuses: only then is it
         // worth scanning for.
-        let signature = Decoded::new(s, Part::Signature).map_err(|e| match s.contains('.') {
-            true => segments(token),
-            false => e,
-        })?;
-        let payload = decode(p, Part::Payload)?;
+        let signature =
+            decode_with(s, Part::Signature, buffer).map_err(|e| match s.contains('.') {
+                true => segments(token),
+                false => e,
+            })?;
+        if let Some(fault) = payload_fault {
+            return Err(fault);
+        }
         Ok(Jws {
             header,
             signing_input: &token[..h.len() + 1 + p.len()],
@@ -91,27 +125,6 @@ impl<'t> Jws<'t> {
     }
 }
 
-/// Decoded base64url, on the stack when it fits in `N` bytes: verifying a token should not
-/// allocate for bytes it throws away.
-#[derive(Clone)]
-enum Decoded<const N: usize> {
-    Inline { bytes: [u8; N], len: usize },
-    Heap(Vec<u8>),
-}
-
-impl<const N: usize> Decoded<N> {
-    fn new(segment: &str, part: Part) -> Result<Self, Reject> {
-        let fault = |e| base64_reject(segment, part, e);
-        let len = b64::decoded_len(segment.len()).map_err(fault)?;
-        if len > N {
-            return decode(segment, part).map(Decoded::Heap);
-        }
-        let mut bytes = [0; N];
-        b64::decode_into(segment.as_bytes(), &mut bytes).map_err(fault)?;
-        Ok(Decoded::Inline { bytes, len })
-    }
-}
-
 /// Decodes `segment` into `buffer` when it fits, else onto the heap.
 fn decode_with<'b>(
     segment: &str,
@@ -127,43 +140,23 @@ fn decode_with<'b>(
     Ok(Cow::Borrowed(&buffer[..len]))
 }
 
-impl<const N: usize> std::ops::Deref for Decoded<N> {
-    type Target = [u8];
-
-    fn deref(&self) -> &[u8] {
-        match self {
-            Decoded::Inline { bytes, len } => &bytes[..*len],
-            Decoded::Heap(bytes) => bytes,
-        }
-    }
-}
-
-impl<const N: usize> std::fmt::Debug for Decoded<N> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} bytes", self.len())
-    }
-}
-
 /// Applies the size cap and splits into exactly three segments.
 pub fn split(token: &str) -> Result<[&str; 3], Reject> {
-    let [h, p, s] = split_first_two(token)?;
-    if s.contains('.') {
-        return Err(segments(token));
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(too_large(token));
     }
-    Ok([h, p, s])
+    let three = token.split_once('.').and_then(|(h, rest)| {
+        let (p, s) = rest.split_once('.')?;
+        (!s.contains('.')).then_some([h, p, s])
+    });
+    three.ok_or_else(|| segments(token))
 }
 
-/// `split`, except that the last segment may still contain dots.
-fn split_first_two(token: &str) -> Result<[&str; 3], Reject> {
-    if token.len() > MAX_TOKEN_LEN {
-        return Err(Reject::TooLarge {
-            len: token.len(),
-            max: MAX_TOKEN_LEN,
-        });
+fn too_large(token: &str) -> Reject {
+    Reject::TooLarge {
+        len: token.len(),
+        max: MAX_TOKEN_LEN,
     }
-    let (h, rest) = token.split_once('.').ok_or_else(|| segments(token))?;
-    let (p, s) = rest.split_once('.').ok_or_else(|| segments(token))?;
-    Ok([h, p, s])
 }
 
 fn segments(token: &str) -> Reject {
@@ -210,15 +203,16 @@ struct RawHeader {
 }
 
 impl Members for RawHeader {
-    fn slot(&mut self, name: &str) -> Option<&mut Option<Loose>> {
-        match name {
-            "alg" => Some(&mut self.alg),
-            "kid" => Some(&mut self.kid),
-            "typ" => Some(&mut self.typ),
-            "cty" => Some(&mut self.cty),
-            "crit" => Some(&mut self.crit),
-            _ => None,
-        }
+    fn slot(&mut self, name: &[u8]) -> Option<&mut Option<Loose>> {
+        // Byte patterns compile to a decision tree, string patterns to a memcmp per candidate.
+        Some(match name {
+            [b'a', b'l', b'g'] => &mut self.alg,
+            [b'k', b'i', b'd'] => &mut self.kid,
+            [b't', b'y', b'p'] => &mut self.typ,
+            [b'c', b't', b'y'] => &mut self.cty,
+            [b'c', b'r', b'i', b't'] => &mut self.crit,
+            _ => return None,
+        })
     }
 }
 

@@ -62,9 +62,9 @@ impl Loose {
 
 /// Receives the members of a top-level JOSE object.
 pub(crate) trait Members {
-    /// Where the value of member `name` goes, or `None` for a member this type does not keep
+    /// Where the value of member `name` (its UTF-8 bytes) goes, or `None` for a member this type does not keep
     /// (it is still parsed, and checked for repeats).
-    fn slot(&mut self, name: &str) -> Option<&mut Option<Loose>>;
+    fn slot(&mut self, name: &[u8]) -> Option<&mut Option<Loose>>;
 }
 
 /// Parses `text` as one JSON object, feeding its top-level members to `members`.
@@ -134,7 +134,7 @@ struct Parser<'a> {
     /// Names of the members of every object being parsed, innermost last; each object checks
     /// its own tail for repeats when it closes. Kept top-level members are not recorded here:
     /// their filled slot already detects a repeat.
-    names: Vec<Cow<'a, str>>,
+    names: Vec<Cow<'a, [u8]>>,
 }
 
 impl<'a> Parser<'a> {
@@ -196,7 +196,7 @@ impl<'a> Parser<'a> {
                 match members.as_mut().and_then(|m| m.slot(&name)) {
                     Some(slot) => {
                         if slot.is_some() {
-                            return Err(Fault::Duplicate(name.into_owned()));
+                            return Err(duplicate(&name));
                         }
                         *slot = Some(self.loose()?);
                     }
@@ -236,7 +236,7 @@ impl<'a> Parser<'a> {
             names.windows(2).find(|w| w[0] == w[1]).map(|w| &w[0])
         };
         if let Some(name) = repeated {
-            return Err(Fault::Duplicate(name.to_string()));
+            return Err(duplicate(name));
         }
         self.names.truncate(first);
         Ok(())
@@ -415,10 +415,11 @@ impl<'a> Parser<'a> {
 
     /// A member name, at its opening quote.
     #[inline(always)]
-    fn name(&mut self) -> Result<Cow<'a, str>, Fault> {
+    fn name(&mut self) -> Result<Cow<'a, [u8]>, Fault> {
+        let bytes = self.bytes;
         Ok(match self.string()? {
-            Text::At(start, end) => Cow::Borrowed(&self.text[start as usize..end as usize]),
-            Text::Owned(s) => Cow::Owned(s.into()),
+            Text::At(start, end) => Cow::Borrowed(&bytes[start as usize..end as usize]),
+            Text::Owned(s) => Cow::Owned(s.into_boxed_bytes().into_vec()),
         })
     }
 
@@ -555,11 +556,15 @@ fn plain_run(bytes: &[u8]) -> usize {
             .unwrap_or(rest.len())
 }
 
+fn duplicate(name: &[u8]) -> Fault {
+    Fault::Duplicate(String::from_utf8_lossy(name).into_owned())
+}
+
 /// The `Members` of a nested object: it keeps nothing.
 struct NoMembers;
 
 impl Members for NoMembers {
-    fn slot(&mut self, _: &str) -> Option<&mut Option<Loose>> {
+    fn slot(&mut self, _: &[u8]) -> Option<&mut Option<Loose>> {
         None
     }
 }
@@ -674,8 +679,8 @@ mod tests {
     struct Keep(Option<Loose>);
 
     impl Members for Keep {
-        fn slot(&mut self, name: &str) -> Option<&mut Option<Loose>> {
-            (name == "k").then_some(&mut self.0)
+        fn slot(&mut self, name: &[u8]) -> Option<&mut Option<Loose>> {
+            (name == b"k").then_some(&mut self.0)
         }
     }
 

@@ -2,9 +2,11 @@
 //! (its algorithm must equal the key's), then the signature, then the claims rules.
 //! The payload is parsed only after its signature has been checked.
 
+use std::sync::Arc;
+
 use crate::claims::{Claims, Rules};
 use crate::error::{Part, Reject};
-use crate::jose::{Header, Jws};
+use crate::jose::{Header, Jws, SIGNATURE_BUFFER};
 use crate::key::{Key, KeySet};
 
 /// A token whose signature and claims passed.
@@ -12,8 +14,8 @@ use crate::key::{Key, KeySet};
 pub struct Verified {
     pub header: Header,
     pub claims: Claims,
-    /// The `kid` of the key that verified the signature.
-    pub key_id: String,
+    /// The `kid` of the key that verified the signature (shared with the key, not copied).
+    pub key_id: Arc<str>,
 }
 
 impl Verified {
@@ -31,8 +33,8 @@ impl Verified {
 /// Verifies a JWT: structure, key selection with the algorithm pinned by the key, signature,
 /// then `rules` at time `now` (seconds since the epoch).
 pub fn verify(token: &str, keys: &KeySet, rules: &Rules, now: i64) -> Result<Verified, Reject> {
-    // Not through `verify_jws`: a `Jws` carries its signature inline, and moving it costs.
-    let jws = Jws::parse(token)?;
+    let mut signature = [0; SIGNATURE_BUFFER];
+    let jws = Jws::parse_with(token, &mut signature)?;
     let key = check_signature(&jws, keys)?;
     let (header, payload) = jws.into_parts();
     let payload = String::from_utf8(payload).map_err(|e| Reject::Json {
@@ -44,12 +46,15 @@ pub fn verify(token: &str, keys: &KeySet, rules: &Rules, now: i64) -> Result<Ver
     Ok(Verified {
         header,
         claims,
-        key_id: key.kid().to_owned(),
+        key_id: key.kid_shared(),
     })
 }
 
 /// Verifies a JWS signature only; the payload may be any bytes and no claim is looked at.
-pub fn verify_jws<'t, 'k>(token: &'t str, keys: &'k KeySet) -> Result<(Jws<'t>, &'k Key), Reject> {
+pub fn verify_jws<'t, 'k>(
+    token: &'t str,
+    keys: &'k KeySet,
+) -> Result<(Jws<'t, 'static>, &'k Key), Reject> {
     let jws = Jws::parse(token)?;
     let key = check_signature(&jws, keys)?;
     Ok((jws, key))

@@ -108,7 +108,7 @@ proptest! {
         let token = sign(&claims, key).unwrap();
         let verified = verify(&token, keys, &Rules::default(), 1_700_000_000).unwrap();
         prop_assert_eq!(verified.header.alg, key.alg());
-        prop_assert_eq!(verified.key_id.as_str(), key.kid());
+        prop_assert_eq!(&*verified.key_id, key.kid());
         let back: Map<String, Value> = serde_json::from_str(verified.payload_json()).unwrap();
         prop_assert_eq!(&back, &claims);
         let sub = claims.get("sub").and_then(|v| v.as_str().map(String::from));

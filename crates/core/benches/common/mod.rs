@@ -119,7 +119,7 @@ impl Case {
         let verified = jwtgate_core::verify(&self.token, &self.keyset, &self.rules, NOW)
             .unwrap_or_else(|e| panic!("{alg}: jwtgate rejected its own token: {e}"));
         assert_eq!(verified.header.alg, alg);
-        assert_eq!(verified.key_id, KID);
+        assert_eq!(&*verified.key_id, KID);
         assert_eq!(verified.claims.roles().map(|r| r.len()), Some(2));
         let ok = match (&self.raw_hmac, &self.raw_public) {
             (Some(k), None) => hmac::verify(k, &self.signing_input, &self.signature).is_ok(),

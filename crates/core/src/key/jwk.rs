@@ -295,7 +295,7 @@ impl Key {
         let mut jwk = Jwk {
             use_: Some("sig".into()),
             alg: Some(self.alg.name().into()),
-            kid: Some(self.kid.clone()),
+            kid: Some(self.kid.to_string()),
             ..Jwk::default()
         };
         match &self.material {

@@ -3,6 +3,7 @@
 //! `raw` (ClusterCockpit's base64 Ed25519 form, HMAC secrets), `thumbprint` (RFC 7638).
 
 use std::fmt;
+use std::sync::Arc;
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::hmac;
@@ -80,7 +81,8 @@ pub fn parse_keys(
 /// A signing or verification key. Its algorithm is fixed when it is built; a token naming any
 /// other algorithm is refused before any cryptography runs.
 pub struct Key {
-    kid: String,
+    /// Shared, so a verification result can name its key without copying the id.
+    kid: Arc<str>,
     alg: Algorithm,
     material: Material,
 }
@@ -349,16 +351,21 @@ impl Key {
 
     fn assemble(alg: Algorithm, material: Material, kid: Option<String>) -> Key {
         let mut key = Key {
-            kid: String::new(),
+            kid: Arc::from(""),
             alg,
             material,
         };
-        key.kid = kid.unwrap_or_else(|| key.thumbprint());
+        key.kid = Arc::from(kid.unwrap_or_else(|| key.thumbprint()));
         key
     }
 
     pub fn kid(&self) -> &str {
         &self.kid
+    }
+
+    /// The key id as a shared string: for results that outlive a borrow of the key.
+    pub fn kid_shared(&self) -> Arc<str> {
+        Arc::clone(&self.kid)
     }
 
     pub fn alg(&self) -> Algorithm {
@@ -386,7 +393,7 @@ impl Key {
 
     /// Replaces the key id.
     pub fn with_kid(mut self, kid: impl Into<String>) -> Key {
-        self.kid = kid.into();
+        self.kid = Arc::from(kid.into());
         self
     }
 
@@ -412,7 +419,7 @@ impl Key {
     /// Signs `message`, giving the JWS signature bytes (raw R||S for ECDSA).
     pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
         let not_private = || KeyError::NotPrivate {
-            kid: self.kid.clone(),
+            kid: self.kid.to_string(),
         };
         let failed = || KeyError::invalid(format!("signing with key '{}' failed", self.kid));
         match &self.material {
@@ -445,7 +452,7 @@ impl Key {
 
     /// The public half of an asymmetric key; `None` for HMAC keys, which have no public half.
     pub fn public_key(&self) -> Option<Key> {
-        let kid = Some(self.kid.clone());
+        let kid = Some(self.kid.to_string());
         let key = match &self.material {
             Material::Hmac { .. } => return None,
             Material::Rsa { n, e, .. } => Key::rsa_public(self.alg, n, e, kid),
@@ -562,7 +569,7 @@ impl KeySet {
     }
 
     pub fn get(&self, kid: &str) -> Option<&Key> {
-        self.keys.iter().find(|k| k.kid == kid)
+        self.keys.iter().find(|k| &*k.kid == kid)
     }
 
     pub fn keys(&self) -> &[Key] {
@@ -582,7 +589,7 @@ impl KeySet {
         let pos = self
             .keys
             .iter()
-            .position(|k| k.kid == kid)
+            .position(|k| &*k.kid == kid)
             .ok_or_else(|| KeyError::invalid(format!("no key with id '{kid}'")))?;
         if !self.keys[pos].has_private() {
             return Err(KeyError::NotPrivate { kid: kid.into() });

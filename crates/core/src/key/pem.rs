@@ -195,7 +195,7 @@ impl Key {
     /// HMAC secrets have no PEM form.
     pub fn to_pem(&self, private: bool) -> Result<String, KeyError> {
         let not_private = || KeyError::NotPrivate {
-            kid: self.kid.clone(),
+            kid: self.kid.to_string(),
         };
         let failed = || KeyError::invalid("could not encode the key");
         let (tag, der) = match (&self.material, private) {

@@ -126,7 +126,7 @@ impl Key {
         let mut out = format!("ED25519 PUBLIC_KEY=\"{}\"\n", STANDARD.encode(x));
         if private {
             let pair = pair.as_ref().ok_or_else(|| KeyError::NotPrivate {
-                kid: self.kid.clone(),
+                kid: self.kid.to_string(),
             })?;
             let seed = pair
                 .seed()
