@@ -82,12 +82,13 @@ pub(crate) fn parse_object<M: Members>(
     let mut parser = Parser {
         bytes: text.as_bytes(),
         text,
-        pos: 0,
         depth: 0,
         names: Vec::new(),
+        unescaped: None,
+        fault: None,
     };
-    parser.skip_ws();
-    match parser.peek() {
+    let start = parser.ws(0);
+    match parser.bytes.get(start) {
         Some(b'{') => {}
         Some(_) => return Err(Reject::NotObject { part }),
         None => {
@@ -97,18 +98,22 @@ pub(crate) fn parse_object<M: Members>(
             })
         }
     }
-    let result = parser.object(Some(members)).and_then(|()| {
-        parser.skip_ws();
-        match parser.peek() {
-            None => Ok(()),
-            Some(_) => Err(parser.fault("trailing characters after the object")),
+    if let Some(end) = parser.object(start, Some(members)) {
+        let end = parser.ws(end);
+        if end == text.len() {
+            return Ok(());
         }
-    });
-    result.map_err(|fault| match fault {
-        Fault::Duplicate(key) => Reject::DuplicateKey { part, key },
-        Fault::Syntax { what, at } => Reject::Json {
+        parser.fail::<()>("trailing characters after the object", end);
+    }
+    Err(match parser.fault {
+        Some(Fault::Duplicate(key)) => Reject::DuplicateKey { part, key },
+        Some(Fault::Syntax { what, at }) => Reject::Json {
             part,
             reason: format!("{what} at byte {at}"),
+        },
+        None => Reject::Json {
+            part,
+            reason: "unreadable".into(),
         },
     })
 }
@@ -126,103 +131,111 @@ enum Fault {
     Duplicate(String),
 }
 
+/// The scanner. Its steps take a position and return the position after what they read, or
+/// `None` after recording the fault: small results that stay in registers on the hot path.
 struct Parser<'a> {
     text: &'a str,
     bytes: &'a [u8],
-    pos: usize,
     depth: usize,
     /// Names of the members of every object being parsed, innermost last; each object checks
     /// its own tail for repeats when it closes. Kept top-level members are not recorded here:
     /// their filled slot already detects a repeat.
     names: Vec<Cow<'a, [u8]>>,
+    /// The unescaped copy of the string just read, when it had escapes.
+    unescaped: Option<String>,
+    fault: Option<Fault>,
 }
 
 impl<'a> Parser<'a> {
-    fn peek(&self) -> Option<u8> {
-        self.bytes.get(self.pos).copied()
-    }
-
-    fn fault(&self, what: &'static str) -> Fault {
-        let what = if self.pos >= self.bytes.len() {
+    #[cold]
+    fn fail<T>(&mut self, what: &'static str, at: usize) -> Option<T> {
+        let what = if at >= self.bytes.len() {
             "unexpected end of input"
         } else {
             what
         };
-        Fault::Syntax { what, at: self.pos }
+        self.fault = Some(Fault::Syntax { what, at });
+        None
     }
 
-    fn skip_ws(&mut self) {
-        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
-            self.pos += 1;
+    /// The byte at `i`, or 0 past the end (0 is never valid where a caller looks).
+    #[inline(always)]
+    fn byte(&self, i: usize) -> u8 {
+        self.bytes.get(i).copied().unwrap_or(0)
+    }
+
+    #[inline(always)]
+    fn ws(&self, mut i: usize) -> usize {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.bytes.get(i) {
+            i += 1;
         }
+        i
     }
 
-    /// Consumes `byte` after optional whitespace.
-    fn expect(&mut self, byte: u8, what: &'static str) -> Result<(), Fault> {
-        self.skip_ws();
-        if self.peek() == Some(byte) {
-            self.pos += 1;
-            Ok(())
-        } else {
-            Err(self.fault(what))
-        }
-    }
-
-    fn enter(&mut self) -> Result<(), Fault> {
+    fn enter(&mut self, at: usize) -> Option<()> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
-            return Err(self.fault("nesting deeper than 128 levels"));
+            return self.fail("nesting deeper than 128 levels", at);
         }
-        Ok(())
+        Some(())
     }
 
-    /// An object, at `{`. With `members`, this is the top level: kept members go to their slots.
-    fn object<M: Members>(&mut self, mut members: Option<&mut M>) -> Result<(), Fault> {
-        self.enter()?;
-        self.pos += 1;
+    /// An object at `i` (its `{`). With `members`, this is the top level: kept members go to
+    /// their slots.
+    fn object<M: Members>(&mut self, i: usize, mut members: Option<&mut M>) -> Option<usize> {
+        self.enter(i)?;
         let first_name = self.names.len();
-        self.skip_ws();
-        if self.peek() == Some(b'}') {
-            self.pos += 1;
+        let mut i = self.ws(i + 1);
+        if self.byte(i) == b'}' {
+            i += 1;
         } else {
             loop {
-                self.skip_ws();
-                if self.peek() != Some(b'"') {
-                    return Err(self.fault("expected a member name"));
+                if self.byte(i) != b'"' {
+                    return self.fail("expected a member name", i);
                 }
-                let name = self.name()?;
-                self.expect(b':', "expected ':' after a member name")?;
-                self.skip_ws();
+                let end = self.string(i)?;
+                let name = match self.unescaped.take() {
+                    Some(owned) => Cow::Owned(owned.into_bytes()),
+                    None => Cow::Borrowed(&self.bytes[i + 1..end - 1]),
+                };
+                i = self.ws(end);
+                if self.byte(i) != b':' {
+                    return self.fail("expected ':' after a member name", i);
+                }
+                i = self.ws(i + 1);
                 match members.as_mut().and_then(|m| m.slot(&name)) {
                     Some(slot) => {
                         if slot.is_some() {
-                            return Err(duplicate(&name));
+                            self.fault = Some(duplicate(&name));
+                            return None;
                         }
-                        *slot = Some(self.loose()?);
+                        let (end, value) = self.loose(i)?;
+                        *slot = Some(value);
+                        i = end;
                     }
                     None => {
                         self.names.push(name);
-                        self.skip_value()?;
+                        i = self.skip(i)?;
                     }
                 }
-                self.skip_ws();
-                match self.peek() {
-                    Some(b',') => self.pos += 1,
-                    Some(b'}') => {
-                        self.pos += 1;
+                i = self.ws(i);
+                match self.byte(i) {
+                    b',' => i = self.ws(i + 1),
+                    b'}' => {
+                        i += 1;
                         break;
                     }
-                    _ => return Err(self.fault("expected ',' or '}' after a member")),
+                    _ => return self.fail("expected ',' or '}' after a member", i),
                 }
             }
         }
         self.check_repeats(first_name)?;
         self.depth -= 1;
-        Ok(())
+        Some(i)
     }
 
     /// Refuses a repeated name among `names[first..]`, then forgets them.
-    fn check_repeats(&mut self, first: usize) -> Result<(), Fault> {
+    fn check_repeats(&mut self, first: usize) -> Option<()> {
         let names = &mut self.names[first..];
         let repeated = if names.len() <= 8 {
             names
@@ -236,292 +249,255 @@ impl<'a> Parser<'a> {
             names.windows(2).find(|w| w[0] == w[1]).map(|w| &w[0])
         };
         if let Some(name) = repeated {
-            return Err(duplicate(name));
+            self.fault = Some(duplicate(name));
+            return None;
         }
         self.names.truncate(first);
-        Ok(())
+        Some(())
     }
 
     /// A value whose content a caller keeps, at its first byte.
-    fn loose(&mut self) -> Result<Loose, Fault> {
-        match self.peek() {
-            Some(b'"') => Ok(Loose::Str(self.string()?)),
-            Some(b'[') => self.loose_array(),
-            Some(b'{') => {
-                self.object::<NoMembers>(None)?;
-                Ok(Loose::Object)
+    fn loose(&mut self, i: usize) -> Option<(usize, Loose)> {
+        match self.byte(i) {
+            b'"' => {
+                let end = self.string(i)?;
+                Some((end, Loose::Str(self.text(i, end))))
             }
-            _ => self.scalar(),
-        }
-    }
-
-    /// An array, at `[`: kept as its strings when every element is one.
-    fn loose_array(&mut self) -> Result<Loose, Fault> {
-        self.enter()?;
-        self.pos += 1;
-        let mut strings = Some(Vec::new());
-        self.skip_ws();
-        if self.peek() == Some(b']') {
-            self.pos += 1;
-        } else {
-            loop {
-                self.skip_ws();
-                match (self.peek(), strings.as_mut()) {
-                    (Some(b'"'), Some(list)) => list.push(self.string()?),
-                    _ => {
-                        strings = None;
-                        self.skip_value()?;
-                    }
-                }
-                if self.after_element()? {
-                    break;
-                }
+            b'[' => {
+                let (end, strings) = self.array(i, true)?;
+                Some((end, strings.map_or(Loose::Array, Loose::Strs)))
             }
-        }
-        self.depth -= 1;
-        Ok(strings.map_or(Loose::Array, Loose::Strs))
-    }
-
-    /// After an array element: `,` (more follow) or `]` (returns true).
-    fn after_element(&mut self) -> Result<bool, Fault> {
-        self.skip_ws();
-        match self.peek() {
-            Some(b',') => {
-                self.pos += 1;
-                Ok(false)
-            }
-            Some(b']') => {
-                self.pos += 1;
-                Ok(true)
-            }
-            _ => Err(self.fault("expected ',' or ']' after an array element")),
+            b'{' => Some((self.object::<NoMembers>(i, None)?, Loose::Object)),
+            b'-' | b'0'..=b'9' => self.number(i),
+            b'n' => Some((self.literal(i, b"null")?, Loose::Null)),
+            b't' => Some((self.literal(i, b"true")?, Loose::Bool)),
+            b'f' => Some((self.literal(i, b"false")?, Loose::Bool)),
+            _ => self.fail("expected a value", i),
         }
     }
 
     /// A value nobody keeps, at its first byte: checked just as strictly.
-    fn skip_value(&mut self) -> Result<(), Fault> {
-        match self.peek() {
-            Some(b'"') => self.string().map(drop),
-            Some(b'{') => self.object::<NoMembers>(None),
-            Some(b'[') => {
-                self.enter()?;
-                self.pos += 1;
-                self.skip_ws();
-                if self.peek() == Some(b']') {
-                    self.pos += 1;
-                } else {
-                    loop {
-                        self.skip_ws();
-                        self.skip_value()?;
-                        if self.after_element()? {
-                            break;
-                        }
-                    }
+    fn skip(&mut self, i: usize) -> Option<usize> {
+        match self.byte(i) {
+            b'"' => {
+                let end = self.string(i)?;
+                self.unescaped = None;
+                Some(end)
+            }
+            b'[' => self.array(i, false).map(|(end, _)| end),
+            b'{' => self.object::<NoMembers>(i, None),
+            b'-' | b'0'..=b'9' => self.number_end(i).map(|(end, _)| end),
+            b'n' => self.literal(i, b"null"),
+            b't' => self.literal(i, b"true"),
+            b'f' => self.literal(i, b"false"),
+            _ => self.fail("expected a value", i),
+        }
+    }
+
+    /// An array at `i` (its `[`); with `collect`, also its elements while all are strings.
+    fn array(&mut self, i: usize, collect: bool) -> Option<(usize, Option<Vec<Text>>)> {
+        self.enter(i)?;
+        let mut strings = collect.then(Vec::new);
+        let mut i = self.ws(i + 1);
+        if self.byte(i) == b']' {
+            self.depth -= 1;
+            return Some((i + 1, strings));
+        }
+        loop {
+            match (self.byte(i), strings.as_mut()) {
+                (b'"', Some(list)) => {
+                    let end = self.string(i)?;
+                    list.push(self.text(i, end));
+                    i = end;
                 }
-                self.depth -= 1;
-                Ok(())
+                _ => {
+                    strings = None;
+                    i = self.skip(i)?;
+                }
             }
-            _ => self.scalar().map(drop),
+            i = self.ws(i);
+            match self.byte(i) {
+                b',' => i = self.ws(i + 1),
+                b']' => {
+                    self.depth -= 1;
+                    return Some((i + 1, strings));
+                }
+                _ => return self.fail("expected ',' or ']' after an array element", i),
+            }
         }
     }
 
-    /// `null`, `true`, `false` or a number.
-    fn scalar(&mut self) -> Result<Loose, Fault> {
-        let (literal, value): (&[u8], _) = match self.peek() {
-            Some(b'-' | b'0'..=b'9') => return self.number(),
-            Some(b'n') => (b"null", Loose::Null),
-            Some(b't') => (b"true", Loose::Bool),
-            Some(b'f') => (b"false", Loose::Bool),
-            _ => return Err(self.fault("expected a value")),
-        };
-        if !self.bytes[self.pos..].starts_with(literal) {
-            return Err(self.fault("expected a value"));
+    fn literal(&mut self, i: usize, literal: &'static [u8]) -> Option<usize> {
+        if self.bytes[i..].starts_with(literal) {
+            Some(i + literal.len())
+        } else {
+            self.fail("expected a value", i)
         }
-        self.pos += literal.len();
-        Ok(value)
     }
 
-    /// Skips digits; returns how many, and their value while it fits (up to 18 digits).
-    fn digits(&mut self) -> (usize, u64) {
-        let start = self.pos;
-        let mut value: u64 = 0;
-        while let Some(d @ b'0'..=b'9') = self.peek() {
-            if self.pos - start < 18 {
-                value = value * 10 + u64::from(d - b'0');
-            }
-            self.pos += 1;
+    fn digits(&self, mut i: usize) -> usize {
+        while let Some(b'0'..=b'9') = self.bytes.get(i) {
+            i += 1;
         }
-        (self.pos - start, value)
+        i
     }
 
-    /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`
-    fn number(&mut self) -> Result<Loose, Fault> {
-        let start = self.pos;
-        let negative = self.peek() == Some(b'-');
-        if negative {
-            self.pos += 1;
+    /// Checks the number at `i` against
+    /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?` and its range; returns its end and
+    /// whether it is an integer.
+    fn number_end(&mut self, i: usize) -> Option<(usize, bool)> {
+        let int_start = if self.byte(i) == b'-' { i + 1 } else { i };
+        let mut j = self.digits(int_start);
+        if j == int_start {
+            return self.fail("expected a digit", j);
         }
-        let int_start = self.pos;
-        let (count, value) = self.digits();
-        match count {
-            0 => return Err(self.fault("expected a digit")),
-            n if n > 1 && self.bytes[int_start] == b'0' => {
-                self.pos = int_start + 1;
-                return Err(self.fault("leading zero in a number"));
-            }
-            _ => {}
+        if self.bytes[int_start] == b'0' && j > int_start + 1 {
+            return self.fail("leading zero in a number", int_start + 1);
         }
+        let integer_digits = j - int_start;
         let mut integer = true;
-        if self.peek() == Some(b'.') {
-            self.pos += 1;
+        if self.byte(j) == b'.' {
             integer = false;
-            if self.digits().0 == 0 {
-                return Err(self.fault("expected a digit after '.'"));
+            let start = j + 1;
+            j = self.digits(start);
+            if j == start {
+                return self.fail("expected a digit after '.'", j);
             }
         }
-        if let Some(b'e' | b'E') = self.peek() {
-            self.pos += 1;
+        if let b'e' | b'E' = self.byte(j) {
             integer = false;
-            if let Some(b'+' | b'-') = self.peek() {
-                self.pos += 1;
+            j += 1;
+            if let b'+' | b'-' = self.byte(j) {
+                j += 1;
             }
-            if self.digits().0 == 0 {
-                return Err(self.fault("expected a digit in the exponent"));
-            }
-        }
-        let lexeme = &self.text[start..self.pos];
-        if integer {
-            if count <= 18 {
-                // 18 digits always fit in i64.
-                let n = i64::try_from(value).unwrap_or(i64::MAX);
-                return Ok(Loose::Int(if negative { -n } else { n }));
-            }
-            if let Ok(n) = lexeme.parse::<i64>() {
-                return Ok(Loose::Int(n));
+            let start = j;
+            j = self.digits(start);
+            if j == start {
+                return self.fail("expected a digit in the exponent", j);
             }
         }
-        match lexeme.parse::<f64>() {
-            Ok(f) if f.is_finite() => Ok(if integer {
-                Loose::Huge
-            } else {
-                Loose::Float(f)
-            }),
-            _ => Err(Fault::Syntax {
-                what: "number out of range",
-                at: start,
-            }),
+        // Up to 18 digits always fit i64; anything else must at least be a finite double.
+        if !integer || integer_digits > 18 {
+            match self.text[i..j].parse::<f64>() {
+                Ok(f) if f.is_finite() => {}
+                _ => return self.fail("number out of range", i),
+            }
         }
+        Some((j, integer))
     }
 
-    /// A member name, at its opening quote.
-    #[inline(always)]
-    fn name(&mut self) -> Result<Cow<'a, [u8]>, Fault> {
-        let bytes = self.bytes;
-        Ok(match self.string()? {
-            Text::At(start, end) => Cow::Borrowed(&bytes[start as usize..end as usize]),
-            Text::Owned(s) => Cow::Owned(s.into_boxed_bytes().into_vec()),
-        })
+    fn number(&mut self, i: usize) -> Option<(usize, Loose)> {
+        let (end, integer) = self.number_end(i)?;
+        let lexeme = &self.text[i..end];
+        let value = match (integer, lexeme.parse::<i64>()) {
+            (true, Ok(n)) => Loose::Int(n),
+            (true, Err(_)) => Loose::Huge,
+            (false, _) => lexeme.parse().map_or(Loose::Huge, Loose::Float),
+        };
+        Some((end, value))
     }
 
-    /// A string, at its opening quote: its place in the input unless it has escapes.
-    #[inline(always)]
-    fn string(&mut self) -> Result<Text, Fault> {
-        self.pos += 1;
-        let start = self.pos;
-        self.pos = start + plain_run(&self.bytes[start..]);
-        if self.peek() == Some(b'"') {
-            self.pos += 1;
+    /// The string that `string(i)` just read, ending before `end`.
+    fn text(&mut self, i: usize, end: usize) -> Text {
+        match self.unescaped.take() {
+            Some(owned) => Text::Owned(owned.into_boxed_str()),
             // `parse_object` refuses texts whose offsets would not fit u32.
-            return Ok(Text::At(start as u32, (self.pos - 1) as u32));
+            None => Text::At((i + 1) as u32, (end - 1) as u32),
         }
-        self.escaped_string(start)
+    }
+
+    /// A string at `i` (its opening quote); returns the position after the closing quote.
+    /// With escapes, the unescaped copy is left in `self.unescaped`.
+    #[inline(always)]
+    fn string(&mut self, i: usize) -> Option<usize> {
+        let start = i + 1;
+        let stop = start + plain_run(&self.bytes[start..]);
+        if self.byte(stop) == b'"' {
+            return Some(stop + 1);
+        }
+        self.escaped_string(start, stop)
     }
 
     /// The rest of a string that stopped at something other than its closing quote.
     #[cold]
-    fn escaped_string(&mut self, start: usize) -> Result<Text, Fault> {
-        let mut owned = String::from(&self.text[start..self.pos]);
+    fn escaped_string(&mut self, start: usize, mut i: usize) -> Option<usize> {
+        let mut owned = String::from(&self.text[start..i]);
         loop {
-            match self.peek() {
+            match self.bytes.get(i) {
                 Some(b'"') => {
-                    self.pos += 1;
-                    return Ok(Text::Owned(owned.into_boxed_str()));
+                    self.unescaped = Some(owned);
+                    return Some(i + 1);
                 }
                 Some(b'\\') => {
-                    self.pos += 1;
-                    owned.push(self.escape()?);
+                    let (c, next) = self.escape(i + 1)?;
+                    owned.push(c);
+                    i = next;
                 }
-                Some(0x00..=0x1f) => return Err(self.fault("control character in a string")),
+                Some(0x00..=0x1f) => return self.fail("control character in a string", i),
                 Some(_) => {
                     // Copy the run up to the next stop (input is valid UTF-8, and every stop
                     // is ASCII, so the run ends on a character boundary).
-                    let run = self.pos;
-                    self.pos += plain_run(&self.bytes[run..]);
-                    owned.push_str(&self.text[run..self.pos]);
+                    let run = i;
+                    i += plain_run(&self.bytes[run..]);
+                    owned.push_str(&self.text[run..i]);
                 }
-                None => return Err(self.fault("unterminated string")),
+                None => return self.fail("unterminated string", i),
             }
         }
     }
 
-    /// One escape, after its backslash.
-    fn escape(&mut self) -> Result<char, Fault> {
-        let c = match self.peek() {
-            Some(b'"') => '"',
-            Some(b'\\') => '\\',
-            Some(b'/') => '/',
-            Some(b'b') => '\u{8}',
-            Some(b'f') => '\u{c}',
-            Some(b'n') => '\n',
-            Some(b'r') => '\r',
-            Some(b't') => '\t',
-            Some(b'u') => {
-                self.pos += 1;
-                return self.unicode_escape();
-            }
-            _ => return Err(self.fault("invalid escape")),
+    /// One escape at `i` (after its backslash): the character and the position after it.
+    fn escape(&mut self, i: usize) -> Option<(char, usize)> {
+        let c = match self.byte(i) {
+            b'"' => '"',
+            b'\\' => '\\',
+            b'/' => '/',
+            b'b' => '\u{8}',
+            b'f' => '\u{c}',
+            b'n' => '\n',
+            b'r' => '\r',
+            b't' => '\t',
+            b'u' => return self.unicode_escape(i + 1),
+            _ => return self.fail("invalid escape", i),
         };
-        self.pos += 1;
-        Ok(c)
+        Some((c, i + 1))
     }
 
-    /// The rest of `\uXXXX`, with its low surrogate when it is a high one.
-    fn unicode_escape(&mut self) -> Result<char, Fault> {
-        let at = self.pos;
-        let lone = Fault::Syntax {
-            what: "lone surrogate in a \\u escape",
-            at,
-        };
-        let first = self.hex4()?;
+    /// The rest of `\uXXXX` at `i`, with its low surrogate when it is a high one.
+    fn unicode_escape(&mut self, i: usize) -> Option<(char, usize)> {
+        const LONE: &str = "lone surrogate in a \\u escape";
+        let first = self.hex4(i)?;
+        let mut end = i + 4;
         let code = match first {
             0xd800..=0xdbff => {
-                if !self.bytes[self.pos..].starts_with(b"\\u") {
-                    return Err(lone);
+                if !self.bytes[end..].starts_with(b"\\u") {
+                    return self.fail(LONE, i);
                 }
-                self.pos += 2;
-                let second = self.hex4()?;
+                let second = self.hex4(end + 2)?;
                 if !(0xdc00..=0xdfff).contains(&second) {
-                    return Err(lone);
+                    return self.fail(LONE, i);
                 }
+                end += 6;
                 0x10000 + ((first - 0xd800) << 10) + (second - 0xdc00)
             }
-            0xdc00..=0xdfff => return Err(lone),
+            0xdc00..=0xdfff => return self.fail(LONE, i),
             _ => first,
         };
-        char::from_u32(code).ok_or(lone)
+        match char::from_u32(code) {
+            Some(c) => Some((c, end)),
+            None => self.fail(LONE, i),
+        }
     }
 
-    fn hex4(&mut self) -> Result<u32, Fault> {
+    fn hex4(&mut self, i: usize) -> Option<u32> {
         let mut value = 0;
-        for _ in 0..4 {
-            let digit = self
-                .peek()
-                .and_then(|b| char::from(b).to_digit(16))
-                .ok_or_else(|| self.fault("expected four hex digits in a \\u escape"))?;
-            value = value * 16 + digit;
-            self.pos += 1;
+        for at in i..i + 4 {
+            match char::from(self.byte(at)).to_digit(16) {
+                Some(digit) => value = value * 16 + digit,
+                None => return self.fail("expected four hex digits in a \\u escape", at),
+            }
         }
-        Ok(value)
+        Some(value)
     }
 }
 
