@@ -14,6 +14,17 @@ pub(crate) enum Fault {
     TrailingBits { at: usize },
 }
 
+impl Fault {
+    /// The same fault, for input that started `by` bytes later.
+    fn shifted(self, by: usize) -> Fault {
+        match self {
+            Fault::Byte { at, byte } => Fault::Byte { at: at + by, byte },
+            Fault::TrailingBits { at } => Fault::TrailingBits { at: at + by },
+            Fault::Length(len) => Fault::Length(len),
+        }
+    }
+}
+
 const NOT: u8 = 0xff;
 
 const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -68,55 +79,11 @@ pub(crate) fn decoded_len(len: usize) -> Result<usize, Fault> {
 pub(crate) fn decode_into(input: &[u8], out: &mut [u8]) -> Result<usize, Fault> {
     let len = decoded_len(input.len()).map_err(|fault| first_bad_byte(input).unwrap_or(fault))?;
     let out = out.get_mut(..len).ok_or(Fault::Length(input.len()))?;
-    // Eight characters (two groups) per step, with one validity test for both.
-    let mut octets = input.chunks_exact(8);
-    let mut sextets = out.chunks_exact_mut(6);
-    for (i, (octet, sextet)) in (&mut octets).zip(&mut sextets).enumerate() {
-        let (hi, lo) = (group(&octet[..4]), group(&octet[4..]));
-        if (hi | lo) >> 31 != 0 {
-            return Err(bad_byte(input, i * 8));
-        }
-        let n = u64::from(hi) << 24 | u64::from(lo);
-        sextet.copy_from_slice(&n.to_be_bytes()[2..]);
+    let done = decode_octets(input, out);
+    if input.len() - done >= 8 {
+        return Err(bad_byte(input, done));
     }
-    let done = input.len() - octets.remainder().len();
-    let mut quads = octets.remainder().chunks_exact(4);
-    let mut triples = sextets.into_remainder().chunks_exact_mut(3);
-    if let (Some(quad), Some(triple)) = (quads.next(), triples.next()) {
-        let n = group(quad);
-        if n >> 31 != 0 {
-            return Err(bad_byte(input, done));
-        }
-        triple.copy_from_slice(&n.to_be_bytes()[1..]);
-    }
-    let tail = quads.remainder();
-    let at = input.len() - tail.len();
-    let rest = triples.into_remainder();
-    match *tail {
-        [] => {}
-        [a, b] => {
-            let [a, b] = [a, b].map(|x| VALUE[usize::from(x)]);
-            if (a | b) & 0x80 != 0 {
-                return Err(bad_byte(input, at));
-            }
-            if b & 0x0f != 0 {
-                return Err(Fault::TrailingBits { at: at + 1 });
-            }
-            rest[0] = a << 2 | b >> 4;
-        }
-        [a, b, c] => {
-            let [a, b, c] = [a, b, c].map(|x| VALUE[usize::from(x)]);
-            if (a | b | c) & 0x80 != 0 {
-                return Err(bad_byte(input, at));
-            }
-            if c & 0x03 != 0 {
-                return Err(Fault::TrailingBits { at: at + 2 });
-            }
-            rest[0] = a << 2 | b >> 4;
-            rest[1] = b << 4 | c >> 2;
-        }
-        _ => return Err(Fault::Length(input.len())),
-    }
+    decode_tail(&input[done..], &mut out[done / 8 * 6..], done)?;
     Ok(len)
 }
 
@@ -127,10 +94,26 @@ pub(crate) fn decode_segment(input: &[u8], out: &mut Vec<u8>) -> Result<usize, F
     // Room for everything up to the end: the segment can only be shorter.
     out.clear();
     out.resize(input.len() / 4 * 3 + 3, 0);
-    let mut octets = input.chunks_exact(8);
-    let mut sextets = out.chunks_exact_mut(6);
+    let done = decode_octets(input, out);
+    // The segment ends at the first byte outside the alphabet, if that is a '.'; it lies
+    // within the eight characters where decoding stopped.
+    let end = match first_bad_byte(&input[done..]) {
+        None => input.len(),
+        Some(Fault::Byte { at, byte: b'.' }) => done + at,
+        Some(other) => return Err(other.shifted(done)),
+    };
+    let len = decoded_len(end)?;
+    decode_tail(&input[done..end], &mut out[done / 8 * 6..], done)?;
+    out.truncate(len);
+    Ok(end)
+}
+
+/// Decodes groups of eight characters (two with one validity test) from the start of `input`
+/// until one holds a byte outside the alphabet or fewer than eight remain; returns how many
+/// characters it decoded.
+fn decode_octets(input: &[u8], out: &mut [u8]) -> usize {
     let mut done = 0;
-    for (octet, sextet) in (&mut octets).zip(&mut sextets) {
+    for (octet, sextet) in input.chunks_exact(8).zip(out.chunks_exact_mut(6)) {
         let (hi, lo) = (group(&octet[..4]), group(&octet[4..]));
         if (hi | lo) >> 31 != 0 {
             break;
@@ -139,30 +122,51 @@ pub(crate) fn decode_segment(input: &[u8], out: &mut Vec<u8>) -> Result<usize, F
         sextet.copy_from_slice(&n.to_be_bytes()[2..]);
         done += 8;
     }
-    // The segment ends at the first byte outside the alphabet, if that is a '.'.
-    let end = match first_bad_byte(&input[done..]) {
-        None => input.len(),
-        Some(Fault::Byte { at, byte: b'.' }) => done + at,
-        Some(Fault::Byte { at, byte }) => {
-            return Err(Fault::Byte {
-                at: done + at,
-                byte,
-            })
+    done
+}
+
+/// Decodes the last characters of a segment (fewer than eight, at offset `at` in it), with the
+/// canonical-encoding check on the final one.
+fn decode_tail(tail: &[u8], out: &mut [u8], at: usize) -> Result<(), Fault> {
+    let bad = |tail: &[u8], at: usize| bad_byte(tail, 0).shifted(at);
+    let (tail, out, at) = match tail.split_first_chunk::<4>() {
+        Some((quad, rest)) => {
+            let n = group(quad);
+            if n >> 31 != 0 {
+                return Err(bad(tail, at));
+            }
+            out[..3].copy_from_slice(&n.to_be_bytes()[1..]);
+            (rest, &mut out[3..], at + 4)
         }
-        Some(other) => return Err(other),
+        None => (tail, out, at),
     };
-    let len = decoded_len(end).map_err(|_| Fault::Length(end))?;
-    let written = done / 8 * 6;
-    decode_into(&input[done..end], &mut out[written..]).map_err(|fault| match fault {
-        Fault::Byte { at, byte } => Fault::Byte {
-            at: at + done,
-            byte,
-        },
-        Fault::TrailingBits { at } => Fault::TrailingBits { at: at + done },
-        Fault::Length(_) => Fault::Length(end),
-    })?;
-    out.truncate(len);
-    Ok(end)
+    let value = |b: u8| VALUE[usize::from(b)];
+    match *tail {
+        [] => {}
+        [a, b] => {
+            let (a, b) = (value(a), value(b));
+            if (a | b) & 0x80 != 0 {
+                return Err(bad(tail, at));
+            }
+            if b & 0x0f != 0 {
+                return Err(Fault::TrailingBits { at: at + 1 });
+            }
+            out[0] = a << 2 | b >> 4;
+        }
+        [a, b, c] => {
+            let (a, b, c) = (value(a), value(b), value(c));
+            if (a | b | c) & 0x80 != 0 {
+                return Err(bad(tail, at));
+            }
+            if c & 0x03 != 0 {
+                return Err(Fault::TrailingBits { at: at + 2 });
+            }
+            out[0] = a << 2 | b >> 4;
+            out[1] = b << 4 | c >> 2;
+        }
+        _ => return Err(Fault::Length(at + tail.len())),
+    }
+    Ok(())
 }
 
 /// Decodes `input` into a new vector.
@@ -174,16 +178,10 @@ pub(crate) fn decode(input: &[u8]) -> Result<Vec<u8>, Fault> {
 }
 
 /// The fault for the first invalid byte at or after `from` (there is one).
+#[cold]
+#[inline(never)]
 fn bad_byte(input: &[u8], from: usize) -> Fault {
-    first_bad_byte(&input[from..])
-        .map(|fault| match fault {
-            Fault::Byte { at, byte } => Fault::Byte {
-                at: at + from,
-                byte,
-            },
-            other => other,
-        })
-        .unwrap_or(Fault::Length(input.len()))
+    first_bad_byte(&input[from..]).map_or(Fault::Length(input.len()), |f| f.shifted(from))
 }
 
 fn first_bad_byte(input: &[u8]) -> Option<Fault> {

@@ -246,13 +246,7 @@ impl RawClaims {
                 Some(Loose::Str(s)) => Some(Strings::One(s)),
                 Some(Loose::Strs(list)) => Some(Strings::Many(list)),
                 Some(other) => {
-                    return Err(invalid(
-                        "aud",
-                        format!(
-                            "must be a string or an array of strings, got {}",
-                            other.kind()
-                        ),
-                    ))
+                    return Err(wrong_type("aud", "a string or an array of strings", &other))
                 }
             },
             exp: numeric_date("exp", self.exp, Round::Down)?,
@@ -267,6 +261,16 @@ impl RawClaims {
     }
 }
 
+/// Error paths are kept out of line (`cold`), so the accepting path stays compact: it has to
+/// share the instruction cache with the signature code.
+#[cold]
+#[inline(never)]
+fn wrong_type(claim: &str, expected: &str, got: &Loose) -> Reject {
+    invalid(claim, format!("must be {expected}, got {}", got.kind()))
+}
+
+#[cold]
+#[inline(never)]
 fn invalid(claim: &str, reason: impl Into<String>) -> Reject {
     Reject::InvalidClaim {
         claim: claim.into(),
@@ -278,10 +282,7 @@ fn string(claim: &str, value: Option<Loose>) -> Result<Option<Text>, Reject> {
     match value {
         None => Ok(None),
         Some(Loose::Str(s)) => Ok(Some(s)),
-        Some(other) => Err(invalid(
-            claim,
-            format!("must be a string, got {}", other.kind()),
-        )),
+        Some(other) => Err(wrong_type(claim, "a string", &other)),
     }
 }
 
@@ -289,10 +290,7 @@ fn strings(claim: &str, value: Option<Loose>) -> Result<Option<Strings>, Reject>
     match value {
         None => Ok(None),
         Some(Loose::Strs(list)) => Ok(Some(Strings::Many(list))),
-        Some(other) => Err(invalid(
-            claim,
-            format!("must be an array of strings, got {}", other.kind()),
-        )),
+        Some(other) => Err(wrong_type(claim, "an array of strings", &other)),
     }
 }
 
@@ -316,17 +314,24 @@ fn numeric_date(claim: &str, value: Option<Loose>, round: Round) -> Result<Optio
             Round::Up => f.ceil() as i64,
         },
         Some(Loose::Float(_) | Loose::Huge) => LIMIT,
-        Some(other) => {
-            return Err(invalid(
-                claim,
-                format!("must be a number (NumericDate), got {}", other.kind()),
-            ))
-        }
+        Some(other) => return Err(wrong_type(claim, "a number (NumericDate)", &other)),
     };
     if !(-LIMIT..LIMIT).contains(&secs) {
         return Err(invalid(claim, "is out of range"));
     }
     Ok(Some(secs))
+}
+
+/// Which rule a token broke; `Rules::reject` turns it into the precise `Reject`.
+#[derive(Clone, Copy)]
+enum Failure {
+    Missing(&'static str),
+    Expired,
+    NotYetValid,
+    IssuedInFuture,
+    Issuer,
+    AudienceNotAccepted,
+    Audience,
 }
 
 /// What a verifier demands of a token's claims.
@@ -389,70 +394,92 @@ impl Rules {
 
     /// Checks `claims` at time `now` (seconds since the epoch).
     pub fn check(&self, claims: &Claims, now: i64) -> Result<(), Reject> {
-        if let Some(missing) = self.required.iter().find(|c| !c.present(claims)) {
-            return Err(Reject::MissingClaim {
-                claim: missing.name().into(),
-            });
+        match self.first_failure(claims, now) {
+            None => Ok(()),
+            Some(failure) => Err(self.reject(failure, claims, now)),
         }
-        let leeway = i64::try_from(self.leeway)
+    }
+
+    /// Clock skew as a signed number, capped so date arithmetic cannot overflow.
+    fn leeway_secs(&self) -> i64 {
+        i64::try_from(self.leeway)
             .unwrap_or(i64::MAX / 4)
-            .min(1 << 40);
-        if let Some(exp) = claims.exp {
-            // RFC 7519 §4.1.4: not accepted on or after exp.
-            if now >= exp.saturating_add(leeway) {
-                return Err(Reject::Expired {
-                    ago: now.saturating_sub(exp).unsigned_abs(),
-                });
-            }
+            .min(1 << 40)
+    }
+
+    /// The first rule `claims` break, found without building any message.
+    fn first_failure(&self, claims: &Claims, now: i64) -> Option<Failure> {
+        if let Some(missing) = self.required.iter().find(|c| !c.present(claims)) {
+            return Some(Failure::Missing(missing.name()));
         }
-        if let Some(nbf) = claims.nbf {
-            if now.saturating_add(leeway) < nbf {
-                return Err(Reject::NotYetValid {
-                    secs: nbf.saturating_sub(now).unsigned_abs(),
-                });
-            }
+        let leeway = self.leeway_secs();
+        // RFC 7519 §4.1.4: not accepted on or after exp.
+        if claims
+            .exp
+            .is_some_and(|exp| now >= exp.saturating_add(leeway))
+        {
+            return Some(Failure::Expired);
         }
-        if let Some(iat) = claims.iat {
-            if now.saturating_add(leeway) < iat {
-                return Err(Reject::IssuedInFuture {
-                    secs: iat.saturating_sub(now).unsigned_abs(),
-                });
-            }
+        if claims
+            .nbf
+            .is_some_and(|nbf| now.saturating_add(leeway) < nbf)
+        {
+            return Some(Failure::NotYetValid);
+        }
+        if claims
+            .iat
+            .is_some_and(|iat| now.saturating_add(leeway) < iat)
+        {
+            return Some(Failure::IssuedInFuture);
         }
         if let Some(expected) = &self.issuer {
             match claims.iss() {
-                None => {
-                    return Err(Reject::MissingClaim {
-                        claim: "iss".into(),
-                    })
-                }
+                None => return Some(Failure::Missing("iss")),
                 Some(got) if !crate::ct_eq(got.as_bytes(), expected.as_bytes()) => {
-                    return Err(Reject::IssuerMismatch {
-                        expected: expected.clone(),
-                        got: got.to_owned(),
-                    })
+                    return Some(Failure::Issuer)
                 }
                 Some(_) => {}
             }
         }
-        if self.audiences.is_empty() {
-            if let Some(got) = claims.aud() {
-                return Err(Reject::AudienceNotAccepted { got: got.to_vec() });
-            }
-        } else {
-            let Some(mut got) = claims.aud() else {
-                return Err(Reject::MissingClaim {
-                    claim: "aud".into(),
-                });
-            };
-            if !got.clone().any(|a| self.audiences.iter().any(|e| e == a)) {
-                return Err(Reject::AudienceMismatch {
-                    expected: self.audiences.clone(),
-                    got: got.by_ref().map(str::to_owned).collect(),
-                });
+        match (self.audiences.is_empty(), claims.aud()) {
+            (true, None) => None,
+            (true, Some(_)) => Some(Failure::AudienceNotAccepted),
+            (false, None) => Some(Failure::Missing("aud")),
+            (false, Some(mut got)) => {
+                let accepted = got.any(|a| self.audiences.iter().any(|e| e == a));
+                (!accepted).then_some(Failure::Audience)
             }
         }
-        Ok(())
+    }
+
+    /// The precise reason for `failure`. Out of line: only refused tokens come here.
+    #[cold]
+    #[inline(never)]
+    fn reject(&self, failure: Failure, claims: &Claims, now: i64) -> Reject {
+        let aud = || claims.aud().map(|got| got.to_vec()).unwrap_or_default();
+        match failure {
+            Failure::Missing(claim) => Reject::MissingClaim {
+                claim: claim.into(),
+            },
+            Failure::Expired => Reject::Expired {
+                ago: now.saturating_sub(claims.exp.unwrap_or(now)).unsigned_abs(),
+            },
+            Failure::NotYetValid => Reject::NotYetValid {
+                secs: claims.nbf.unwrap_or(now).saturating_sub(now).unsigned_abs(),
+            },
+            Failure::IssuedInFuture => Reject::IssuedInFuture {
+                secs: claims.iat.unwrap_or(now).saturating_sub(now).unsigned_abs(),
+            },
+            Failure::Issuer => Reject::IssuerMismatch {
+                expected: self.issuer.clone().unwrap_or_default(),
+                got: claims.iss().unwrap_or_default().to_owned(),
+            },
+            Failure::AudienceNotAccepted => Reject::AudienceNotAccepted { got: aud() },
+            Failure::Audience => Reject::AudienceMismatch {
+                expected: self.audiences.clone(),
+                got: aud(),
+            },
+        }
     }
 }
 

@@ -9,15 +9,16 @@ use crate::error::KeyError;
 use crate::jose::BASE64URL;
 use crate::key::Key;
 
-/// Signs `claims` with `key`. The header is `{"alg","kid","typ":"JWT"}`.
+/// Signs `claims` with `key`. The header is `{"alg","kid","typ":"JWT"}`, the key's own (see
+/// `jose::OwnHeader`), so verifiers holding the key recognise it without parsing.
 pub fn sign(claims: &Map<String, Value>, key: &Key) -> Result<String, KeyError> {
-    let mut header = Map::new();
-    header.insert("alg".into(), key.alg().name().into());
-    header.insert("kid".into(), key.kid().into());
-    header.insert("typ".into(), "JWT".into());
-    let header = serde_json::to_vec(&header).map_err(|e| KeyError::invalid(e.to_string()))?;
+    let own = key
+        .own_header()
+        .ok_or_else(|| KeyError::invalid(format!("key '{}' has no header", key.kid())))?;
     let payload = serde_json::to_vec(claims).map_err(|e| KeyError::invalid(e.to_string()))?;
-    sign_compact(&header, &payload, key)
+    let mut token = String::with_capacity(own.segment.len() + payload.len() * 4 / 3 + 400);
+    token.push_str(&own.segment);
+    finish(token, &payload, key)
 }
 
 /// Signs exactly these header and payload bytes. Nothing checks that the header's `alg`
@@ -25,6 +26,11 @@ pub fn sign(claims: &Map<String, Value>, key: &Key) -> Result<String, KeyError> 
 pub fn sign_compact(header: &[u8], payload: &[u8], key: &Key) -> Result<String, KeyError> {
     let mut token = String::with_capacity((header.len() + payload.len()) * 4 / 3 + 400);
     BASE64URL.encode_string(header, &mut token);
+    finish(token, payload, key)
+}
+
+/// Appends `.payload.signature` to `token`, which holds the encoded header.
+fn finish(mut token: String, payload: &[u8], key: &Key) -> Result<String, KeyError> {
     token.push('.');
     BASE64URL.encode_string(payload, &mut token);
     let signature = key.sign(token.as_bytes())?;

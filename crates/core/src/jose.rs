@@ -7,6 +7,8 @@ use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use std::borrow::Cow;
 
+use base64::Engine;
+
 use crate::alg::Algorithm;
 use crate::b64;
 use crate::error::{Part, Reject};
@@ -67,6 +69,16 @@ impl<'t, 'b> Jws<'t, 'b> {
     /// `parse`, decoding the signature into `buffer` when it fits (see `SIGNATURE_BUFFER`):
     /// the verification path allocates nothing for bytes it throws away.
     pub fn parse_with(token: &'t str, buffer: &'b mut [u8]) -> Result<Jws<'t, 'b>, Reject> {
+        Jws::parse_known(token, buffer, |_| None)
+    }
+
+    /// `parse_with`, taking the parsed header from `known` when it recognises the header
+    /// segment (see `OwnHeader`) instead of decoding and parsing it again.
+    pub(crate) fn parse_known(
+        token: &'t str,
+        buffer: &'b mut [u8],
+        known: impl FnOnce(&str) -> Option<Header>,
+    ) -> Result<Jws<'t, 'b>, Reject> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(too_large(token));
         }
@@ -83,8 +95,10 @@ impl<'t, 'b> Jws<'t, 'b> {
             },
         };
         let s = &rest[p.len() + 1..];
-        let mut header_buffer = [0; HEADER_INLINE];
-        let header = parse_header(&decode_with(h, Part::Header, &mut header_buffer)?)?;
+        let header = match known(h) {
+            Some(header) => header,
+            None => parse_header(&decode_with(h, Part::Header, &mut [0; HEADER_INLINE])?)?,
+        };
         // A fourth segment would leave a '.' here, which base64url refuses: only then is it
         // worth scanning for.
         let signature =
@@ -125,6 +139,27 @@ impl<'t, 'b> Jws<'t, 'b> {
     }
 }
 
+/// The header jwtgate writes for one key, `{"alg":…,"kid":…,"typ":"JWT"}`: its encoded
+/// segment, and what the strict parser makes of it. A token whose header segment is exactly
+/// this (every token jwtgate issued with the key) skips decoding and parsing its header: the
+/// result would be the same `Header`.
+#[derive(Clone, Debug)]
+pub(crate) struct OwnHeader {
+    pub(crate) segment: Box<str>,
+    pub(crate) header: Header,
+}
+
+impl OwnHeader {
+    pub(crate) fn new(alg: Algorithm, kid: &str) -> Option<OwnHeader> {
+        let json = serde_json::json!({ "alg": alg.name(), "kid": kid, "typ": "JWT" });
+        let bytes = serde_json::to_vec(&json).ok()?;
+        Some(OwnHeader {
+            segment: BASE64URL.encode(&bytes).into(),
+            header: parse_header(&bytes).ok()?,
+        })
+    }
+}
+
 /// Decodes `segment` into `buffer` when it fits, else onto the heap.
 fn decode_with<'b>(
     segment: &str,
@@ -152,6 +187,8 @@ pub fn split(token: &str) -> Result<[&str; 3], Reject> {
     three.ok_or_else(|| segments(token))
 }
 
+#[cold]
+#[inline(never)]
 fn too_large(token: &str) -> Reject {
     Reject::TooLarge {
         len: token.len(),
@@ -159,6 +196,8 @@ fn too_large(token: &str) -> Reject {
     }
 }
 
+#[cold]
+#[inline(never)]
 fn segments(token: &str) -> Reject {
     Reject::Segments {
         found: token.split('.').count(),
@@ -170,6 +209,8 @@ pub fn decode(segment: &str, part: Part) -> Result<Vec<u8>, Reject> {
     b64::decode(segment.as_bytes()).map_err(|e| base64_reject(segment, part, e))
 }
 
+#[cold]
+#[inline(never)]
 fn base64_reject(segment: &str, part: Part, fault: b64::Fault) -> Reject {
     let reason = match (segment.find('='), fault) {
         (Some(at), _) => format!("padding '=' at offset {at} is not allowed"),
@@ -274,13 +315,18 @@ fn string_member(name: &str, value: Option<Loose>, text: &str) -> Result<Option<
     match value {
         None => Ok(None),
         Some(Loose::Str(s)) => Ok(Some(s.get(text).to_owned())),
-        Some(other) => Err(invalid_header(format!(
-            "'{name}' must be a string, got {}",
-            other.kind()
-        ))),
+        Some(other) => Err(not_a_string(name, &other)),
     }
 }
 
+#[cold]
+#[inline(never)]
+fn not_a_string(name: &str, got: &Loose) -> Reject {
+    invalid_header(format!("'{name}' must be a string, got {}", got.kind()))
+}
+
+#[cold]
+#[inline(never)]
 fn invalid_header(reason: impl Into<String>) -> Reject {
     Reject::InvalidHeader {
         reason: reason.into(),
@@ -297,7 +343,6 @@ pub fn inspect(token: &str) -> Result<(Vec<u8>, Vec<u8>), Reject> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use base64::Engine;
 
     fn b64(s: &str) -> String {
         BASE64URL.encode(s)

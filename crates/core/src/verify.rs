@@ -34,7 +34,7 @@ impl Verified {
 /// then `rules` at time `now` (seconds since the epoch).
 pub fn verify(token: &str, keys: &KeySet, rules: &Rules, now: i64) -> Result<Verified, Reject> {
     let mut signature = [0; SIGNATURE_BUFFER];
-    let jws = Jws::parse_with(token, &mut signature)?;
+    let jws = Jws::parse_known(token, &mut signature, |h| keys.own_header(h))?;
     let key = check_signature(&jws, keys)?;
     let (header, payload) = jws.into_parts();
     let payload = String::from_utf8(payload).map_err(|e| Reject::Json {
@@ -96,4 +96,53 @@ fn check_signature<'k>(jws: &Jws, keys: &'k KeySet) -> Result<&'k Key, Reject> {
         });
     }
     candidates.find(|k| verifies(k)).ok_or(Reject::BadSignature)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alg::Algorithm;
+    use crate::jose::{decode, parse_header, split};
+    use crate::Part;
+
+    fn claims() -> serde_json::Map<String, serde_json::Value> {
+        let json = serde_json::json!({ "sub": "u1", "exp": 2_000_000_000_i64 });
+        json.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn a_keys_own_header_is_what_the_strict_parser_makes_of_it() {
+        for alg in Algorithm::ALL {
+            let key = Key::generate(alg, None, Some("k\"1".into())).unwrap();
+            let own = key.own_header().unwrap();
+            let bytes = decode(&own.segment, Part::Header).unwrap();
+            assert_eq!(parse_header(&bytes).unwrap(), own.header, "{alg}");
+            assert_eq!(own.header.kid.as_deref(), Some("k\"1"));
+            assert_eq!(own.header.alg, alg);
+        }
+    }
+
+    #[test]
+    fn the_own_header_shortcut_gives_the_same_result_as_parsing() {
+        let key = Key::generate(Algorithm::ES256, None, Some("k1".into())).unwrap();
+        let token = crate::sign(&claims(), &key).unwrap();
+        let [h, _, _] = split(&token).unwrap();
+        let keys = KeySet::new([key.public_key().unwrap()]).unwrap();
+        assert!(keys.own_header(h).is_some(), "the shortcut applies");
+        let verified = verify(&token, &keys, &Rules::default(), 1_700_000_000).unwrap();
+        assert_eq!(verified.header, Jws::parse(&token).unwrap().header);
+    }
+
+    #[test]
+    fn the_own_header_of_another_key_with_the_same_kid_does_not_verify() {
+        // Same alg and kid, so the same header segment: only the signature tells them apart.
+        let ours = Key::generate(Algorithm::ES256, None, Some("k1".into())).unwrap();
+        let theirs = Key::generate(Algorithm::ES256, None, Some("k1".into())).unwrap();
+        let token = crate::sign(&claims(), &theirs).unwrap();
+        let keys = KeySet::new([ours.public_key().unwrap()]).unwrap();
+        assert_eq!(
+            verify(&token, &keys, &Rules::default(), 1_700_000_000).map(|_| ()),
+            Err(Reject::BadSignature)
+        );
+    }
 }

@@ -17,6 +17,7 @@ use zeroize::Zeroizing;
 
 use crate::alg::{Algorithm, Curve, KeyType};
 use crate::error::KeyError;
+use crate::jose::{Header, OwnHeader};
 
 pub mod jwk;
 pub mod pem;
@@ -85,6 +86,8 @@ pub struct Key {
     kid: Arc<str>,
     alg: Algorithm,
     material: Material,
+    /// The header jwtgate writes for this key; kept in step with `kid`.
+    own_header: Option<OwnHeader>,
 }
 
 enum Material {
@@ -350,13 +353,19 @@ impl Key {
     }
 
     fn assemble(alg: Algorithm, material: Material, kid: Option<String>) -> Key {
-        let mut key = Key {
+        let key = Key {
             kid: Arc::from(""),
             alg,
             material,
+            own_header: None,
         };
-        key.kid = Arc::from(kid.unwrap_or_else(|| key.thumbprint()));
-        key
+        let kid = kid.unwrap_or_else(|| key.thumbprint());
+        key.with_kid(kid)
+    }
+
+    /// The header jwtgate writes for this key, encoded and parsed.
+    pub(crate) fn own_header(&self) -> Option<&OwnHeader> {
+        self.own_header.as_ref()
     }
 
     pub fn kid(&self) -> &str {
@@ -394,6 +403,7 @@ impl Key {
     /// Replaces the key id.
     pub fn with_kid(mut self, kid: impl Into<String>) -> Key {
         self.kid = Arc::from(kid.into());
+        self.own_header = OwnHeader::new(self.alg, &self.kid);
         self
     }
 
@@ -570,6 +580,16 @@ impl KeySet {
 
     pub fn get(&self, kid: &str) -> Option<&Key> {
         self.keys.iter().find(|k| &*k.kid == kid)
+    }
+
+    /// The parsed header, when `segment` is exactly the header jwtgate writes for one of
+    /// these keys.
+    pub(crate) fn own_header(&self, segment: &str) -> Option<Header> {
+        self.keys
+            .iter()
+            .filter_map(Key::own_header)
+            .find(|own| *own.segment == *segment)
+            .map(|own| own.header.clone())
     }
 
     pub fn keys(&self) -> &[Key] {
