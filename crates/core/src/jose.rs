@@ -6,6 +6,7 @@ use base64::alphabet;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use base64::Engine;
 
@@ -40,7 +41,8 @@ pub struct Header {
 /// is borrowed from a caller's buffer (`parse_with`) or owned (`parse`).
 #[derive(Debug)]
 pub struct Jws<'t, 'b> {
-    pub header: Header,
+    /// Shared: a recognised header (see `OwnHeader`) is the key's own, not a copy.
+    pub header: Arc<Header>,
     signing_input: &'t str,
     payload: Vec<u8>,
     signature: Cow<'b, [u8]>,
@@ -77,7 +79,7 @@ impl<'t, 'b> Jws<'t, 'b> {
     pub(crate) fn parse_known(
         token: &'t str,
         buffer: &'b mut [u8],
-        known: impl FnOnce(&str) -> Option<Header>,
+        known: impl FnOnce(&str) -> Option<Arc<Header>>,
     ) -> Result<Jws<'t, 'b>, Reject> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(too_large(token));
@@ -97,7 +99,11 @@ impl<'t, 'b> Jws<'t, 'b> {
         let s = &rest[p.len() + 1..];
         let header = match known(h) {
             Some(header) => header,
-            None => parse_header(&decode_with(h, Part::Header, &mut [0; HEADER_INLINE])?)?,
+            None => Arc::new(parse_header(&decode_with(
+                h,
+                Part::Header,
+                &mut [0; HEADER_INLINE],
+            )?)?),
         };
         // A fourth segment would leave a '.' here, which base64url refuses: only then is it
         // worth scanning for.
@@ -134,7 +140,7 @@ impl<'t, 'b> Jws<'t, 'b> {
         self.payload
     }
 
-    pub fn into_parts(self) -> (Header, Vec<u8>) {
+    pub fn into_parts(self) -> (Arc<Header>, Vec<u8>) {
         (self.header, self.payload)
     }
 }
@@ -146,7 +152,7 @@ impl<'t, 'b> Jws<'t, 'b> {
 #[derive(Clone, Debug)]
 pub(crate) struct OwnHeader {
     pub(crate) segment: Box<str>,
-    pub(crate) header: Header,
+    pub(crate) header: Arc<Header>,
 }
 
 impl OwnHeader {
@@ -155,7 +161,7 @@ impl OwnHeader {
         let bytes = serde_json::to_vec(&json).ok()?;
         Some(OwnHeader {
             segment: BASE64URL.encode(&bytes).into(),
-            header: parse_header(&bytes).ok()?,
+            header: Arc::new(parse_header(&bytes).ok()?),
         })
     }
 }

@@ -12,7 +12,8 @@ use crate::key::{Key, KeySet};
 /// A token whose signature and claims passed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verified {
-    pub header: Header,
+    /// Shared with the key when it is the key's own header (see `jose::OwnHeader`).
+    pub header: Arc<Header>,
     pub claims: Claims,
     /// The `kid` of the key that verified the signature (shared with the key, not copied).
     pub key_id: Arc<str>,
@@ -116,7 +117,7 @@ mod tests {
             let key = Key::generate(alg, None, Some("k\"1".into())).unwrap();
             let own = key.own_header().unwrap();
             let bytes = decode(&own.segment, Part::Header).unwrap();
-            assert_eq!(parse_header(&bytes).unwrap(), own.header, "{alg}");
+            assert_eq!(parse_header(&bytes).unwrap(), *own.header, "{alg}");
             assert_eq!(own.header.kid.as_deref(), Some("k\"1"));
             assert_eq!(own.header.alg, alg);
         }

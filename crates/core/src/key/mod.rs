@@ -584,12 +584,12 @@ impl KeySet {
 
     /// The parsed header, when `segment` is exactly the header jwtgate writes for one of
     /// these keys.
-    pub(crate) fn own_header(&self, segment: &str) -> Option<Header> {
+    pub(crate) fn own_header(&self, segment: &str) -> Option<Arc<Header>> {
         self.keys
             .iter()
             .filter_map(Key::own_header)
             .find(|own| *own.segment == *segment)
-            .map(|own| own.header.clone())
+            .map(|own| Arc::clone(&own.header))
     }
 
     pub fn keys(&self) -> &[Key] {
