@@ -4,6 +4,9 @@
 //! burst of `raw` (order alternating), so drift cancels within the pair, and the median of
 //! the per-round ratios is reported with its quartiles.
 //!
+//! Rows marked `*` verify a token whose header another issuer wrote (same members, another
+//! order), so it is decoded and parsed instead of recognised as the key's own.
+//!
 //! Run: `cargo bench -p jwtgate-core --bench paired` (filter: `-- RS256 PS256`).
 
 // Setup failures in a benchmark should abort loudly; there is no caller to hand an error to.
@@ -77,11 +80,21 @@ fn main() {
             "alg", "full", "raw", "overhead", "ratio", "p25", "p75"
         );
     }
-    for alg in Algorithm::ALL {
+    // Every algorithm with a token jwtgate signed, then two with a foreign header (`*`).
+    let cases = Algorithm::ALL
+        .into_iter()
+        .map(|alg| (alg, false))
+        .chain([(Algorithm::HS256, true), (Algorithm::RS256, true)]);
+    for (alg, foreign) in cases {
         if !filters.is_empty() && !filters.iter().any(|f| alg.name().contains(f.as_str())) {
             continue;
         }
-        let case = Case::new(alg);
+        let case = if foreign {
+            Case::foreign(alg)
+        } else {
+            Case::new(alg)
+        };
+        let name = format!("{}{}", alg.name(), if foreign { "*" } else { "" });
         // Size the bursts from a warm-up, so every algorithm gets about the same wall time.
         let per_call = burst(if measure { 200 } else { 1 }, &case, raw);
         let n = if measure {
@@ -115,7 +128,7 @@ fn main() {
         let (f, r) = (quantile(&fulls, 0.5), quantile(&raws, 0.5));
         println!(
             "{:<6} {:>8.2}µs {:>8.2}µs {:>7.0}ns {:>7.3} {:>7.3} {:>7.3}",
-            alg.name(),
+            name,
             f * 1e6,
             r * 1e6,
             (f - r) * 1e9,

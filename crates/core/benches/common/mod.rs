@@ -71,6 +71,16 @@ pub fn signed_token(alg: Algorithm) -> (String, Key) {
     (jwtgate_core::sign(&claims(), &key).unwrap(), key)
 }
 
+/// A token as another issuer might write it: the same members in another order, so its
+/// header is not the key's own and is decoded and parsed like any foreign token's.
+pub fn foreign_token(alg: Algorithm) -> (String, Key) {
+    let key = Key::generate(alg, None, Some(KID.into())).unwrap();
+    let header = format!(r#"{{"typ":"JWT","kid":"{KID}","alg":"{}"}}"#, alg.name());
+    let payload = serde_json::to_vec(&claims()).unwrap();
+    let token = jwtgate_core::dangerous::sign_compact(header.as_bytes(), &payload, &key).unwrap();
+    (token, key)
+}
+
 /// Everything one algorithm's benchmarks need, built once.
 pub struct Case {
     pub token: String,
@@ -85,8 +95,17 @@ pub struct Case {
 }
 
 impl Case {
+    /// A token jwtgate signed: its header is the key's own (recognised without parsing).
     pub fn new(alg: Algorithm) -> Case {
-        let (token, key) = signed_token(alg);
+        Case::from_token(alg, signed_token(alg))
+    }
+
+    /// A token with a foreign header (see `foreign_token`): the full parsing path.
+    pub fn foreign(alg: Algorithm) -> Case {
+        Case::from_token(alg, foreign_token(alg))
+    }
+
+    fn from_token(alg: Algorithm, (token, key): (String, Key)) -> Case {
         let (signing_input, sig_b64) = token.rsplit_once('.').unwrap();
         let signing_input = signing_input.as_bytes().to_vec();
         let signature = BASE64URL.decode(sig_b64).unwrap();
