@@ -116,10 +116,7 @@ fn main() {
             raws.push(r);
         }
         if !measure {
-            println!(
-                "{}: both paths accept the token (smoke test, nothing measured)",
-                alg.name()
-            );
+            println!("{name}: both paths accept the token (smoke test, nothing measured)");
             continue;
         }
         for list in [&mut ratios, &mut fulls, &mut raws] {
