@@ -9,7 +9,9 @@ pub mod error;
 mod issue;
 pub mod jose;
 mod json;
+pub mod password;
 pub mod key;
+pub mod totp;
 pub mod verify;
 
 pub use alg::{Algorithm, Curve, KeyType};

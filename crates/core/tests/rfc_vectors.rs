@@ -129,3 +129,25 @@ fn rfc8037_ed25519_example_verifies_and_signs_identically() {
             .unwrap();
     assert_eq!(signature, expected);
 }
+
+#[test]
+fn rfc6238_appendix_b_totp_values_match_for_sha1_sha256_and_sha512() {
+    use jwtgate_core::totp::{Totp, TotpHash};
+    let doc = load("rfc6238.json");
+    let vectors = doc["vectors"].as_array().unwrap();
+    assert_eq!(vectors.len(), 18);
+    for v in vectors {
+        let mode = str_of(v, "mode");
+        let hash = match mode {
+            "SHA1" => TotpHash::Sha1,
+            "SHA256" => TotpHash::Sha256,
+            "SHA512" => TotpHash::Sha512,
+            other => panic!("unknown mode {other}"),
+        };
+        let seed = str_of(&doc["seeds"][mode], "ascii").as_bytes().to_vec();
+        let totp = Totp::with(seed, hash, 8, 30);
+        let time = v["time"].as_i64().unwrap();
+        assert_eq!(totp.step_at(time), v["t"].as_u64().unwrap(), "{time}");
+        assert_eq!(totp.code_at(time), str_of(v, "totp"), "{mode} at {time}");
+    }
+}

@@ -313,7 +313,7 @@ impl Key {
         match alg.key_type() {
             KeyType::Oct => {
                 let bits = bits.unwrap_or(alg.hash_len() * 8);
-                if bits % 8 != 0 {
+                if !bits.is_multiple_of(8) {
                     return Err(KeyError::invalid(format!(
                         "HMAC key size must be a multiple of 8 bits, got {bits}"
                     )));
