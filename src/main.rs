@@ -1,11 +1,10 @@
-//! jwtgate: issue, verify and gate with JSON Web Tokens. This binary is the part that touches
-//! the world (files, clock, terminal); every token decision is made by `jwtgate-core`.
+//! The `jwtgate` command: parses arguments, runs the command, prints an error as one line and
+//! exits 0 (success), 1 (failure) or 2 (usage error).
 
 use std::process::ExitCode;
 
 use clap::Parser;
-
-mod cli;
+use jwtgate::cli;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();

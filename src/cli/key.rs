@@ -8,6 +8,10 @@ use clap::{Args, Subcommand, ValueEnum};
 use jwtgate_core::key::Jwks;
 use jwtgate_core::{Algorithm, Curve, Key, KeySet, KeyType};
 
+use crate::model::{Keyset, KEYSET};
+use crate::store::Kind;
+
+use super::{block_on, now, DataDir};
 use super::{load_key_file, parse_alg, usage, write_new_file, KeyFileOptions};
 
 #[derive(Debug, Subcommand)]
@@ -33,6 +37,17 @@ pub enum KeyCommand {
     ///   jwtgate key export rsa.pem --alg RS256 --format jwk
     #[command(verbatim_doc_comment)]
     Export(ExportArgs),
+    /// Make a new signing key in the data directory the active one. The old keys keep
+    /// verifying until every token they signed has expired (tokens without exp: until removed).
+    Rotate {
+        /// Algorithm of the new key (default: the current active key's).
+        #[arg(long, value_parser = parse_alg)]
+        alg: Option<Algorithm>,
+    },
+    /// List the data directory's signing keys.
+    List,
+    /// Print the data directory's public JWKS (what verifiers of its tokens need).
+    Published,
 }
 
 #[derive(Debug, Args)]
@@ -129,12 +144,69 @@ pub struct JwksArgs {
     alg: Option<Algorithm>,
 }
 
-pub fn run(cmd: KeyCommand) -> Result<ExitCode> {
+pub fn run(cmd: KeyCommand, data: &DataDir) -> Result<ExitCode> {
     match cmd {
         KeyCommand::Gen(args) => gen(args),
         KeyCommand::Jwks(args) => jwks(args),
         KeyCommand::Export(args) => export(args),
+        KeyCommand::Rotate { alg } => block_on(rotate(data, alg))?,
+        KeyCommand::List => block_on(list(data))?,
+        KeyCommand::Published => block_on(published(data))?,
     }
+}
+
+/// Leeway used when deciding that a retired key's tokens have all expired.
+const RETIRE_LEEWAY: i64 = 60;
+
+async fn rotate(data: &DataDir, alg: Option<Algorithm>) -> Result<ExitCode> {
+    let model = data.open().await?;
+    let now = now();
+    let keyset = model
+        .update::<Keyset, anyhow::Error, _>(Kind::Keyset, KEYSET, |ks| {
+            let alg = match alg {
+                Some(alg) => alg,
+                None => ks.active_key()?.alg(),
+            };
+            ks.rotate(alg, now, RETIRE_LEEWAY)?;
+            Ok(())
+        })
+        .await?;
+    let kept = keyset.keys.len() - 1;
+    println!(
+        "new active key '{}'; {kept} older key{} still verif{}",
+        keyset.active,
+        if kept == 1 { "" } else { "s" },
+        if kept == 1 { "ies" } else { "y" }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn list(data: &DataDir) -> Result<ExitCode> {
+    let model = data.open().await?;
+    let keyset = model.keyset().await?;
+    println!("{:<45} {:<6} {:<8} EXPIRES", "KID", "ALG", "STATE");
+    for key in &keyset.keys {
+        let state = if key.kid() == keyset.active {
+            "active"
+        } else {
+            "retired"
+        };
+        let expires = match (key.signs_forever, key.last_exp) {
+            (true, _) => "never (a token without exp)".to_owned(),
+            (false, Some(exp)) => format!("tokens until {exp}"),
+            (false, None) => "no tokens".to_owned(),
+        };
+        let alg = key.jwk.alg.as_deref().unwrap_or("?");
+        println!("{:<45} {alg:<6} {state:<8} {expires}", key.kid());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn published(data: &DataDir) -> Result<ExitCode> {
+    let model = data.open().await?;
+    let keys = model.keyset().await?.to_keyset()?;
+    println!("{}", keys.public_jwks().to_json_pretty());
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Works out the algorithm from --alg, --kty and --crv, refusing contradictions.

@@ -7,13 +7,22 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use std::sync::Arc;
+
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use jwtgate_core::key::{parse_keys, raw};
 use jwtgate_core::{Algorithm, Key, KeyType};
 
+use crate::init;
+use crate::model::Model;
+use crate::store::FileStore;
+
 mod key;
+mod qr;
+mod role;
 mod token;
+mod user;
 
 /// jwtgate issues, verifies and gates with JSON Web Tokens.
 ///
@@ -21,6 +30,19 @@ mod token;
 #[derive(Debug, Parser)]
 #[command(name = "jwtgate", version, about, long_about = None, propagate_version = true)]
 pub struct Cli {
+    /// The data directory: users, roles, keys and revocations as JSON files. Created and
+    /// initialised on first use (a signing key; roles admin, user, api; an admin user).
+    #[arg(
+        long,
+        global = true,
+        env = "JWTGATE_DATA",
+        default_value = "./jwtgate-data",
+        value_name = "DIR"
+    )]
+    data: PathBuf,
+    /// Algorithm of the signing key made when an empty data directory is initialised.
+    #[arg(long, global = true, env = "JWTGATE_KEY_ALG", default_value = "ES256", value_parser = parse_alg)]
+    key_alg: Algorithm,
     #[command(subcommand)]
     command: Command,
 }
@@ -30,16 +52,83 @@ enum Command {
     /// Generate keys and print key sets (PEM, JWK, JWKS, env form).
     #[command(subcommand)]
     Key(key::KeyCommand),
-    /// Sign and verify tokens.
+    /// Sign, issue, verify and revoke tokens.
     #[command(subcommand)]
     Token(token::TokenCommand),
+    /// Manage users: add, delete, lock, roles, passwords, TOTP.
+    #[command(subcommand)]
+    User(user::UserCommand),
+    /// Manage roles and their permissions.
+    #[command(subcommand)]
+    Role(role::RoleCommand),
 }
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
+    let data = DataDir {
+        path: cli.data,
+        key_alg: cli.key_alg,
+    };
     match cli.command {
-        Command::Key(cmd) => key::run(cmd),
-        Command::Token(cmd) => token::run(cmd),
+        Command::Key(cmd) => key::run(cmd, &data),
+        Command::Token(cmd) => token::run(cmd, &data),
+        Command::User(cmd) => user::run(cmd, &data),
+        Command::Role(cmd) => role::run(cmd, &data),
     }
+}
+
+/// Where the store lives, and how to initialise it.
+#[derive(Debug)]
+pub struct DataDir {
+    path: PathBuf,
+    key_alg: Algorithm,
+}
+
+impl DataDir {
+    /// Opens the store, initialising an empty one (printing a generated admin password once,
+    /// on stderr).
+    pub async fn open(&self) -> Result<Model> {
+        let store = FileStore::open(&self.path)
+            .with_context(|| format!("cannot open the data directory {}", self.path.display()))?;
+        let model = Model::new(Arc::new(store));
+        let admin_password = std::env::var("JWTGATE_ADMIN_PASSWORD").ok();
+        let generated = admin_password.is_none();
+        if let Some(password) = init::ensure(&model, self.key_alg, admin_password, now()).await? {
+            if generated {
+                eprintln!(
+                    "jwtgate: initialised {}; the admin password is (shown once): {password}",
+                    self.path.display()
+                );
+            } else {
+                eprintln!(
+                    "jwtgate: initialised {} (admin password from JWTGATE_ADMIN_PASSWORD)",
+                    self.path.display()
+                );
+            }
+        }
+        Ok(model)
+    }
+}
+
+/// Runs `future` to completion on a runtime for this one command.
+pub fn block_on<F: std::future::Future>(future: F) -> Result<F::Output> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    Ok(runtime.block_on(future))
+}
+
+/// Reads a password: the first line of standard input, without its line ending.
+pub fn read_password_stdin() -> Result<String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("cannot read the password from standard input")?;
+    let password = line.trim_end_matches(['\n', '\r']).to_owned();
+    if password.is_empty() {
+        return Err(usage("the password is empty"));
+    }
+    Ok(password)
 }
 
 /// A mistake in how the command was called; exits with status 2.

@@ -1,5 +1,6 @@
-//! `jwtgate token …`: sign claims with a key file, and verify a token with keys or a JWKS,
-//! printing its header and claims and then `valid` or the exact reason it is not.
+//! `jwtgate token …`: issue tokens to users of the data directory and revoke them; sign
+//! claims with a key file; verify a token with keys, a JWKS or the data directory, printing
+//! its header and claims and then `valid` or the exact reason it is not.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -11,7 +12,13 @@ use jwtgate_core::jose::inspect;
 use jwtgate_core::{sign, verify, Algorithm, Key, KeySet, Rules};
 use serde_json::{Map, Value};
 
-use super::{load_key_file, now, parse_alg, usage, KeyFileOptions};
+use base64::Engine;
+use jwtgate_core::jose::BASE64URL;
+
+use super::{block_on, load_key_file, now, parse_alg, usage, DataDir, KeyFileOptions};
+use crate::access::check_revocation;
+use crate::model::{Keyset, Revocation, User, KEYSET};
+use crate::store::{check_name, Kind, StoreError};
 
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
@@ -25,11 +32,56 @@ pub enum TokenCommand {
     /// Verify a token: print its header and claims, then `valid` (exit 0) or `invalid: REASON`
     /// (exit 1).
     ///
+    /// Without --key or --jwks the data directory's keys are used, and revocation is checked
+    /// too: a revoked jti, a locked or deleted user, a token issued before `token revoke --user`.
     /// Example:
+    ///   jwtgate token verify "$TOKEN"
     ///   jwtgate token verify "$TOKEN" --jwks jwks.json --iss https://idp --aud api
     #[command(verbatim_doc_comment)]
-    #[command(group(ArgGroup::new("keys").required(true).multiple(true).args(["key", "jwks"])))]
+    #[command(group(ArgGroup::new("keys").multiple(true).args(["key", "jwks"])))]
     Verify(VerifyArgs),
+    /// Issue a token to a user of the data directory, signed with its active key. No server
+    /// needs to run.
+    ///
+    /// Claims: iss, sub (the user), aud (each --aud), iat, nbf, exp (unless --ttl never),
+    /// jti, roles (the user's). Warns when the user lacks the `api` role; refuses locked users.
+    /// Example:
+    ///   jwtgate token issue apiuser --ttl 30d
+    ///   curl -H "Authorization: Bearer $(jwtgate token issue apiuser)" http://localhost:8080/
+    #[command(verbatim_doc_comment)]
+    Issue(IssueArgs),
+    /// Revoke one token by its jti, or every token of a user issued until now.
+    #[command(group(ArgGroup::new("what").required(true).args(["jti", "user"])))]
+    Revoke(RevokeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IssueArgs {
+    /// The user the token is for (its `sub`).
+    user: String,
+    /// Lifetime: `1h`, `30m`, `7d`…, or `never` for a token without `exp` (revocable).
+    #[arg(long, default_value = "1h")]
+    ttl: String,
+    /// Audience (`aud`). Repeatable.
+    #[arg(long)]
+    aud: Vec<String>,
+    /// Extra claim `NAME=VALUE`; VALUE is JSON when it parses as JSON, else a string.
+    /// Repeatable. Registered claims and `roles` cannot be set this way.
+    #[arg(long, value_name = "NAME=VALUE")]
+    claim: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RevokeArgs {
+    /// Revoke the token with this `jti`.
+    #[arg(long)]
+    jti: Option<String>,
+    /// Revoke every token of this user issued until now.
+    #[arg(long)]
+    user: Option<String>,
+    /// The revoked token's `exp`, so the denylist entry can be dropped after it.
+    #[arg(long, requires = "jti")]
+    exp: Option<i64>,
 }
 
 #[derive(Debug, Args)]
@@ -85,10 +137,179 @@ pub struct VerifyArgs {
     secret_base64: bool,
 }
 
-pub fn run(cmd: TokenCommand) -> Result<ExitCode> {
+pub fn run(cmd: TokenCommand, data: &DataDir) -> Result<ExitCode> {
     match cmd {
         TokenCommand::Sign(args) => sign_cmd(args),
+        TokenCommand::Verify(args) if args.key.is_empty() && args.jwks.is_empty() => {
+            block_on(verify_with_data(args, data))?
+        }
         TokenCommand::Verify(args) => verify_cmd(args),
+        TokenCommand::Issue(args) => block_on(issue(args, data))?,
+        TokenCommand::Revoke(args) => block_on(revoke(args, data))?,
+    }
+}
+
+/// The `iss` of tokens jwtgate issues.
+pub const ISSUER: &str = "jwtgate";
+
+/// Claims a `--claim` may not set: they are jwtgate's to decide.
+const RESERVED: [&str; 8] = ["iss", "sub", "aud", "exp", "nbf", "iat", "jti", "roles"];
+
+async fn issue(args: IssueArgs, data: &DataDir) -> Result<ExitCode> {
+    check_name(Kind::User, &args.user).map_err(|e| usage(e.to_string()))?;
+    let ttl = parse_ttl(&args.ttl)?;
+    let mut extra = Map::new();
+    for claim in &args.claim {
+        let Some((name, value)) = claim.split_once('=') else {
+            return Err(usage(format!("--claim {claim:?}: expected NAME=VALUE")));
+        };
+        if name.is_empty() || RESERVED.contains(&name) {
+            return Err(usage(format!(
+                "--claim {name:?}: cannot set {}",
+                if name.is_empty() {
+                    "an empty name"
+                } else {
+                    "a claim jwtgate sets itself"
+                }
+            )));
+        }
+        let value = serde_json::from_str(value).unwrap_or_else(|_| Value::from(value));
+        extra.insert(name.to_owned(), value);
+    }
+    let model = data.open().await?;
+    let Some(user) = model.get::<User>(Kind::User, &args.user).await? else {
+        bail!("unknown user '{}'", args.user);
+    };
+    let user = user.value;
+    if user.locked {
+        bail!("user '{}' is locked; unlock them first", user.name);
+    }
+    if !user.roles.iter().any(|r| r == "api") {
+        eprintln!(
+            "warning: user '{}' does not have the 'api' role (tokens for scripts usually go to api users)",
+            user.name
+        );
+    }
+    // After `token revoke --user`, a new token must postdate the revocation to verify.
+    let now = now().max(user.tokens_valid_after.map_or(i64::MIN, |t| t + 1));
+    let exp = ttl.map(|secs| now.saturating_add(secs));
+    let mut jti = [0u8; 16];
+    jwtgate_core::random::fill(&mut jti)?;
+    let mut claims = extra;
+    claims.insert("iss".into(), Value::from(ISSUER));
+    claims.insert("sub".into(), Value::from(user.name.clone()));
+    match args.aud.as_slice() {
+        [] => {}
+        [one] => {
+            claims.insert("aud".into(), Value::from(one.clone()));
+        }
+        many => {
+            claims.insert("aud".into(), Value::from(many.to_vec()));
+        }
+    }
+    claims.insert("iat".into(), Value::from(now));
+    claims.insert("nbf".into(), Value::from(now));
+    if let Some(exp) = exp {
+        claims.insert("exp".into(), Value::from(exp));
+    }
+    claims.insert("jti".into(), Value::from(BASE64URL.encode(jti)));
+    claims.insert("roles".into(), Value::from(user.roles.clone()));
+    let keyset = model
+        .update::<Keyset, anyhow::Error, _>(Kind::Keyset, KEYSET, |ks| {
+            ks.note_signed(exp);
+            Ok(())
+        })
+        .await?;
+    let key = keyset.active_key()?;
+    println!("{}", sign(&claims, &key)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--ttl`: seconds, or `None` for `never`.
+fn parse_ttl(ttl: &str) -> Result<Option<i64>> {
+    if ttl == "never" {
+        return Ok(None);
+    }
+    let secs = humantime::parse_duration(ttl)
+        .map_err(|e| usage(format!("--ttl '{ttl}': {e} (e.g. 90s, 30m, 1h, 7d, never)")))?
+        .as_secs();
+    if secs == 0 {
+        return Err(usage("--ttl must be longer than 0s"));
+    }
+    Ok(Some(
+        i64::try_from(secs).map_err(|_| usage("--ttl is too long"))?,
+    ))
+}
+
+async fn revoke(args: RevokeArgs, data: &DataDir) -> Result<ExitCode> {
+    let model = data.open().await?;
+    let now = now();
+    if let Some(jti) = args.jti {
+        check_name(Kind::Revocation, &jti).map_err(|e| usage(format!("--jti: {e}")))?;
+        let entry = Revocation {
+            jti: jti.clone(),
+            revoked: now,
+            exp: args.exp,
+        };
+        match model.create(Kind::Revocation, &jti, &entry).await {
+            Ok(()) => println!("revoked the token with jti '{jti}'"),
+            Err(StoreError::Exists { .. }) => {
+                println!("the token with jti '{jti}' was already revoked")
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if let Some(name) = args.user {
+        check_name(Kind::User, &name).map_err(|e| usage(e.to_string()))?;
+        let result = model
+            .update::<User, StoreError, _>(Kind::User, &name, |u| {
+                u.tokens_valid_after = Some(now);
+                u.updated = now;
+                Ok(())
+            })
+            .await;
+        match result {
+            Ok(_) => println!("revoked every token of '{name}' issued until now"),
+            Err(StoreError::NotFound { .. }) => bail!("unknown user '{name}'"),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn verify_with_data(args: VerifyArgs, data: &DataDir) -> Result<ExitCode> {
+    if args.alg.is_some() || args.secret_base64 {
+        return Err(usage(
+            "--alg and --secret-base64 apply to --key files; the data directory's keys say their own",
+        ));
+    }
+    let token = read_token(&args.token)?;
+    let model = data.open().await?;
+    let keys = model.keyset().await?.to_keyset()?;
+    // jwtgate issues tokens without exp on request (--ttl never); they stay revocable.
+    let rules = Rules::default()
+        .leeway(args.leeway)
+        .audiences(args.aud)
+        .issuer(args.iss.unwrap_or_else(|| ISSUER.to_owned()))
+        .allow_missing_exp();
+    print_token(&token);
+    let verified = match verify(&token, &keys, &rules, now()) {
+        Ok(verified) => verified,
+        Err(reject) => {
+            println!("invalid: {reject}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    println!("key: '{}' ({})", verified.key_id, verified.header.alg);
+    match check_revocation(&model, &verified.claims).await? {
+        Ok(()) => {
+            println!("valid");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(denied) => {
+            println!("invalid: {denied}");
+            Ok(ExitCode::from(1))
+        }
     }
 }
 
@@ -174,16 +395,28 @@ fn show(bytes: &[u8]) -> String {
     }
 }
 
+/// The token argument, or standard input for `-`.
+fn read_token(arg: &str) -> Result<String> {
+    if arg != "-" {
+        return Ok(arg.trim().to_owned());
+    }
+    let mut s = String::new();
+    std::io::stdin()
+        .read_to_string(&mut s)
+        .context("cannot read the token from standard input")?;
+    Ok(s.trim().to_owned())
+}
+
+/// Prints the decoded header and claims, when the token has that much structure.
+fn print_token(token: &str) {
+    if let Ok((header, payload)) = inspect(token) {
+        println!("header:\n{}", show(&header));
+        println!("claims:\n{}", show(&payload));
+    }
+}
+
 fn verify_cmd(args: VerifyArgs) -> Result<ExitCode> {
-    let token = if args.token == "-" {
-        let mut s = String::new();
-        std::io::stdin()
-            .read_to_string(&mut s)
-            .context("cannot read the token from standard input")?;
-        s.trim().to_owned()
-    } else {
-        args.token.trim().to_owned()
-    };
+    let token = read_token(&args.token)?;
     if let Some(url) = args.jwks.iter().find(|p| {
         let s = p.to_string_lossy();
         s.starts_with("http://") || s.starts_with("https://")
@@ -212,10 +445,7 @@ fn verify_cmd(args: VerifyArgs) -> Result<ExitCode> {
         rules = rules.allow_missing_exp();
     }
 
-    if let Ok((header, payload)) = inspect(&token) {
-        println!("header:\n{}", show(&header));
-        println!("claims:\n{}", show(&payload));
-    }
+    print_token(&token);
     match verify(&token, &keys, &rules, now()) {
         Ok(verified) => {
             println!("key: '{}' ({})", verified.key_id, verified.header.alg);

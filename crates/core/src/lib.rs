@@ -9,8 +9,8 @@ pub mod error;
 mod issue;
 pub mod jose;
 mod json;
-pub mod password;
 pub mod key;
+pub mod password;
 pub mod totp;
 pub mod verify;
 
@@ -30,4 +30,12 @@ pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 /// Operations that weaken a check. Each is named for what it gives up (RFC 8725 §3).
 pub mod dangerous {
     pub use crate::issue::sign_compact;
+}
+
+/// Cryptographically secure random bytes, from aws-lc-rs's generator.
+pub mod random {
+    pub fn fill(bytes: &mut [u8]) -> Result<(), crate::KeyError> {
+        aws_lc_rs::rand::fill(bytes)
+            .map_err(|_| crate::KeyError::invalid("the random generator failed"))
+    }
 }

@@ -49,7 +49,10 @@ mod tests {
     #[test]
     fn a_hash_checks_its_password_and_no_other() {
         let stored = hash("S3cr:et").unwrap();
-        assert!(stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{stored}");
+        assert!(
+            stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{stored}"
+        );
         assert!(check("S3cr:et", &stored));
         assert!(!check("S3cr:et ", &stored));
         assert!(!check("", &stored));
@@ -65,6 +68,9 @@ mod tests {
         assert!(!check("pw", "not a hash"));
         assert!(!check("pw", ""));
         // A bcrypt string is not argon2id.
-        assert!(!check("pw", "$2b$12$abcdefghijklmnopqrstuuP8Ej0b6q8yZ0FQd1p4sXgQy8sdK6Tq"));
+        assert!(!check(
+            "pw",
+            "$2b$12$abcdefghijklmnopqrstuuP8Ej0b6q8yZ0FQd1p4sXgQy8sdK6Tq"
+        ));
     }
 }

@@ -1,0 +1,9 @@
+//! jwtgate: issue, verify and gate with JSON Web Tokens. This package is the part that touches
+//! the world (files, clock, terminal, later the network); every token decision is made by
+//! `jwtgate-core`. The binary (`main.rs`) only parses arguments and maps errors to exit codes.
+
+pub mod access;
+pub mod cli;
+pub mod init;
+pub mod model;
+pub mod store;
