@@ -11,8 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::store::{Expect, Kind, Record, Store, StoreError};
 
-/// How long a read-modify-write keeps retrying when other writers keep winning.
-const MAX_ATTEMPTS: usize = 20;
+/// How long a read-modify-write keeps retrying when other writers keep winning; after each
+/// lost race it waits a little longer (up to 10 ms), so a busy writer cannot starve it.
+const MAX_ATTEMPTS: u64 = 100;
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -243,7 +244,10 @@ impl Model {
         E: From<StoreError>,
         F: FnMut(&mut T) -> Result<(), E>,
     {
-        for _ in 0..MAX_ATTEMPTS {
+        for attempt in 0..MAX_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(attempt.min(10))).await;
+            }
             let Some(mut current) = self.get::<T>(kind, name).await? else {
                 return Err(StoreError::NotFound {
                     kind,

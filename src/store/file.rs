@@ -359,3 +359,159 @@ fn conflict(kind: Kind, name: &str) -> StoreError {
         name: name.to_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, FileStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::open(dir.path().join("data")).unwrap();
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn writes_are_compare_and_swap_on_the_revision() {
+        let (_dir, s) = store();
+        let v = |n: u64| json!({ "n": n });
+        assert_eq!(
+            s.put(Kind::User, "ann", v(1), Expect::Absent)
+                .await
+                .unwrap(),
+            1
+        );
+        assert!(matches!(
+            s.put(Kind::User, "ann", v(2), Expect::Absent).await,
+            Err(StoreError::Exists { .. })
+        ));
+        assert_eq!(
+            s.put(Kind::User, "ann", v(2), Expect::Revision(1))
+                .await
+                .unwrap(),
+            2
+        );
+        // A writer that read revision 1 loses to the one that already wrote 2.
+        assert!(matches!(
+            s.put(Kind::User, "ann", v(3), Expect::Revision(1)).await,
+            Err(StoreError::Conflict { .. })
+        ));
+        assert!(matches!(
+            s.put(Kind::User, "bob", v(1), Expect::Revision(1)).await,
+            Err(StoreError::NotFound { .. })
+        ));
+        let got = s.get(Kind::User, "ann").await.unwrap().unwrap();
+        assert_eq!((got.revision, got.value), (2, v(2)));
+        assert!(matches!(
+            s.delete(Kind::User, "ann", 1).await,
+            Err(StoreError::Conflict { .. })
+        ));
+        s.delete(Kind::User, "ann", 2).await.unwrap();
+        assert_eq!(s.get(Kind::User, "ann").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn records_are_readable_json_files_readable_only_by_the_owner() {
+        use std::os::unix::fs::PermissionsExt;
+        let (_dir, s) = store();
+        s.put(
+            Kind::Role,
+            "ops",
+            json!({"permissions": ["x"]}),
+            Expect::Absent,
+        )
+        .await
+        .unwrap();
+        let path = s.dir().join("roles/ops.json");
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(text.contains("\"revision\": 1"), "{text}");
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let names: Vec<String> = s
+            .list(Kind::Role)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
+        assert_eq!(names, ["ops"]);
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_record_is_reported_with_its_path_and_nothing_is_written() {
+        let (_dir, s) = store();
+        let path = s.dir().join("users/ann.json");
+        fs::write(&path, "{\"revision\": 1, \"value\": ").unwrap();
+        let err = s.get(Kind::User, "ann").await.unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Corrupt { path: p, .. } if *p == path),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains("users/ann.json is corrupt"),
+            "{err}"
+        );
+        assert!(s
+            .put(Kind::User, "ann", json!({}), Expect::Revision(1))
+            .await
+            .is_err());
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            "{\"revision\": 1, \"value\": "
+        );
+    }
+
+    #[tokio::test]
+    async fn names_outside_the_alphabet_never_reach_the_file_system() {
+        let (_dir, s) = store();
+        for name in ["../escape", "a/b", ".lock", ""] {
+            assert!(
+                matches!(
+                    s.put(Kind::User, name, json!({}), Expect::Absent).await,
+                    Err(StoreError::InvalidName { .. })
+                ),
+                "{name}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn watch_reports_writes_made_through_another_handle() {
+        let (_dir, s) = store();
+        s.put(Kind::User, "old", json!({}), Expect::Absent)
+            .await
+            .unwrap();
+        let mut changes = s.watch();
+        // Let the watcher take its baseline: existing records are not changes.
+        tokio::time::sleep(POLL * 2).await;
+        let other = FileStore::open(s.dir()).unwrap();
+        other
+            .put(Kind::User, "new", json!({}), Expect::Absent)
+            .await
+            .unwrap();
+        other.delete(Kind::User, "old", 1).await.unwrap();
+        let mut seen = Vec::new();
+        while seen.len() < 2 {
+            let change = tokio::time::timeout(Duration::from_secs(10), changes.recv())
+                .await
+                .expect("a change within 10 s")
+                .expect("the watcher is running");
+            seen.push(change);
+        }
+        seen.sort_by(|a, b| a.name.cmp(&b.name));
+        assert_eq!(
+            seen,
+            [
+                Change {
+                    kind: Kind::User,
+                    name: "new".into(),
+                    revision: Some(1)
+                },
+                Change {
+                    kind: Kind::User,
+                    name: "old".into(),
+                    revision: None
+                },
+            ]
+        );
+    }
+}
