@@ -266,8 +266,8 @@ fn usage_errors_exit_2_with_one_line() {
             "already have \"exp\"",
         ),
         (
-            &["token", "verify", "x.y.z"],
-            "required arguments were not provided",
+            &["token", "verify", "x.y.z", "--alg", "HS256"],
+            "--alg and --secret-base64 apply to --key files",
         ),
         (
             &["token", "verify", "x.y.z", "--jwks", "https://idp/jwks"],

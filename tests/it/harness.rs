@@ -62,6 +62,14 @@ impl Cli {
     }
 
     pub fn run_with_stdin(&self, args: &[&str], stdin: &str) -> Run {
+        self.run_full(args, stdin, &[])
+    }
+
+    pub fn run_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        self.run_full(args, "", env)
+    }
+
+    fn run_full(&self, args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Run {
         use std::io::Write;
         let mut child = Command::new(env!("CARGO_BIN_EXE_jwtgate"))
             .args(args)
@@ -69,6 +77,7 @@ impl Cli {
             .env_remove("JWTGATE_DATA")
             .env_remove("JWTGATE_KEY_ALG")
             .env_remove("JWTGATE_ADMIN_PASSWORD")
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -6,3 +6,4 @@ mod cli;
 mod harness;
 mod interop;
 mod store;
+mod users;
