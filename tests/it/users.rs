@@ -342,3 +342,50 @@ fn totp_enrolment_prints_the_uri_and_a_qr_code() {
         (1, "error: user 'ann' has no TOTP enrolled")
     );
 }
+
+#[test]
+fn passwords_roles_and_listing_change_through_the_cli() {
+    let cli = Cli::new();
+    cli.run(&["user", "add", "ann:user:old"]).ok();
+    let hash_of = |cli: &Cli| {
+        let stored = std::fs::read_to_string(cli.path("jwtgate-data/users/ann.json")).unwrap();
+        let doc: serde_json::Value = serde_json::from_str(&stored).unwrap();
+        doc["value"]["password"].as_str().unwrap().to_owned()
+    };
+    let r = cli.run_with_stdin(&["user", "passwd", "ann"], "new:pw\n");
+    assert_eq!((r.code, r.stdout.trim()), (0, "password of 'ann' changed"));
+    assert!(jwtgate_core::password::check("new:pw", &hash_of(&cli)));
+    assert!(!jwtgate_core::password::check("old", &hash_of(&cli)));
+    let r = cli.run_with_stdin(&["user", "passwd", "ann"], "\n");
+    assert_eq!(
+        (r.code, r.stderr.trim()),
+        (2, "error: the password is empty")
+    );
+
+    cli.run(&["role", "set", "operator", "vm.console", "vm.view"])
+        .ok();
+    let out = cli
+        .run(&[
+            "user", "roles", "ann", "--add", "operator", "--remove", "user",
+        ])
+        .ok();
+    assert_eq!(out.trim(), "user 'ann' has roles [operator]");
+    let list = cli.run(&["user", "list"]).ok();
+    assert!(
+        list.contains("ann                      operator                 no      no"),
+        "{list}"
+    );
+    let roles = cli.run(&["role", "list"]).ok();
+    assert!(
+        roles.contains("operator                 vm.console vm.view"),
+        "{roles}"
+    );
+    let (code, _, err) = run(&cli, &["role", "set", "bad", "has space"]);
+    assert_eq!(
+        (code, err.trim()),
+        (
+            2,
+            "error: invalid permission \"has space\": no spaces or control characters"
+        )
+    );
+}
