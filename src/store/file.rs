@@ -332,10 +332,10 @@ fn sync_dir(path: &Path) -> Result<(), StoreError> {
         .map_err(|source| io_error(dir, source))
 }
 
-fn io_error(path: &Path, source: io::Error) -> StoreError {
+fn io_error(path: &Path, cause: io::Error) -> StoreError {
     StoreError::Io {
         path: path.to_owned(),
-        source,
+        cause,
     }
 }
 

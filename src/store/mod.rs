@@ -92,11 +92,11 @@ pub enum StoreError {
     NotFound { kind: Kind, name: String },
     #[error("{} is corrupt: {reason}", path.display())]
     Corrupt { path: PathBuf, reason: String },
-    #[error("{}: {source}", path.display())]
+    // The cause is part of the message (not a `source`), so a one-line report shows it once.
+    #[error("{}: {cause}", path.display())]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("invalid {noun} name '{name}': {reason}", noun = kind.noun())]
     InvalidName {

@@ -247,6 +247,18 @@ fn a_corrupt_store_file_is_named_and_left_untouched() {
         );
     }
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "{ not json");
+
+    // Unreadable: a directory where the record should be.
+    let bob = cli.path("jwtgate-data/users/bob.json");
+    std::fs::create_dir(&bob).unwrap();
+    let r = cli.run(&["user", "show", "bob"]);
+    assert_eq!(
+        (r.code, r.stderr.trim()),
+        (
+            1,
+            "error: ./jwtgate-data/users/bob.json: Is a directory (os error 21)"
+        )
+    );
 }
 
 #[test]
