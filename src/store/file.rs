@@ -90,6 +90,28 @@ impl FileStore {
         Ok(records)
     }
 
+    /// `list_blocking`, leaving out records that cannot be read or parsed.
+    fn list_readable(&self, kind: Kind) -> Result<Vec<Record>, StoreError> {
+        let dir = self.dir.join(kind.dir());
+        let entries = fs::read_dir(&dir).map_err(|source| io_error(&dir, source))?;
+        let mut records: Vec<Record> = entries
+            .filter_map(Result::ok)
+            .filter_map(|entry| {
+                let name = entry
+                    .file_name()
+                    .to_str()?
+                    .strip_suffix(".json")?
+                    .to_owned();
+                if name.starts_with('.') {
+                    return None;
+                }
+                read_record(&entry.path(), &name).ok().flatten()
+            })
+            .collect();
+        records.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(records)
+    }
+
     fn put_blocking(
         &self,
         kind: Kind,
@@ -101,13 +123,14 @@ impl FileStore {
         let _lock = self.lock()?;
         let path = self.path(kind, name);
         let current = read_record(&path, name)?.map(|r| r.revision);
-        let revision = match (expect, current) {
-            (Expect::Absent, None) => 1,
+        match (expect, current) {
+            (Expect::Absent, None) => {}
             (Expect::Absent, Some(_)) => return Err(exists(kind, name)),
             (Expect::Revision(_), None) => return Err(not_found(kind, name)),
-            (Expect::Revision(want), Some(have)) if want == have => have + 1,
+            (Expect::Revision(want), Some(have)) if want == have => {}
             (Expect::Revision(_), Some(_)) => return Err(conflict(kind, name)),
-        };
+        }
+        let revision = self.next_revision()?;
         let mut text = serde_json::to_string_pretty(&json!({
             "revision": revision,
             "value": value,
@@ -119,6 +142,39 @@ impl FileStore {
         text.push('\n');
         write_atomic(&path, text.as_bytes())?;
         Ok(revision)
+    }
+
+    /// The store-wide revision counter, advanced once per write (the caller holds the lock).
+    /// Store-wide, as in etcd, so a record deleted and created again never reuses a revision
+    /// a compare-and-swap or a watcher could mistake for the old record's.
+    fn next_revision(&self) -> Result<u64, StoreError> {
+        let path = self.dir.join(".revision");
+        let current = match fs::read_to_string(&path) {
+            Ok(text) => text
+                .trim()
+                .parse::<u64>()
+                .map_err(|e| StoreError::Corrupt {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?,
+            // A new store, or one whose counter was lost: start above every record.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => self.highest_revision()?,
+            Err(cause) => return Err(io_error(&path, cause)),
+        };
+        let next = current + 1;
+        // Written before the record: a crash in between only skips a number.
+        write_atomic(&path, format!("{next}\n").as_bytes())?;
+        Ok(next)
+    }
+
+    fn highest_revision(&self) -> Result<u64, StoreError> {
+        let mut highest = 0;
+        for kind in Kind::ALL {
+            for record in self.list_blocking(kind)? {
+                highest = highest.max(record.revision);
+            }
+        }
+        Ok(highest)
     }
 
     fn delete_blocking(&self, kind: Kind, name: &str, revision: u64) -> Result<(), StoreError> {
@@ -156,8 +212,9 @@ impl FileStore {
             if !full && modified.is_some() && seen.times.get(&kind) == modified.as_ref() {
                 continue;
             }
-            // A collection that cannot be read right now is skipped; the next poll retries.
-            let Ok(records) = self.list_blocking(kind) else {
+            // Records that cannot be read (corrupt, half-copied by hand) count as absent: a
+            // server's view then refuses what they held rather than keeping stale grants.
+            let Ok(records) = self.list_readable(kind) else {
                 continue;
             };
             if let Some(modified) = modified {
@@ -410,6 +467,64 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_record_deleted_and_created_again_never_reuses_a_revision() {
+        let (_dir, s) = store();
+        let first = s
+            .put(Kind::User, "ann", json!(1), Expect::Absent)
+            .await
+            .unwrap();
+        s.delete(Kind::User, "ann", first).await.unwrap();
+        let second = s
+            .put(Kind::User, "ann", json!(2), Expect::Absent)
+            .await
+            .unwrap();
+        assert!(second > first);
+        // A writer still holding the old record's revision cannot overwrite the new one.
+        assert!(matches!(
+            s.put(Kind::User, "ann", json!(3), Expect::Revision(first))
+                .await,
+            Err(StoreError::Conflict { .. })
+        ));
+        // Losing the counter file does not lose the order: it restarts above every record.
+        fs::remove_file(s.dir().join(".revision")).unwrap();
+        let third = s
+            .put(Kind::User, "bob", json!(1), Expect::Absent)
+            .await
+            .unwrap();
+        assert!(third > second);
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_record_reads_as_absent_to_a_watcher_without_hiding_the_rest() {
+        let (_dir, s) = store();
+        s.put(Kind::User, "ann", json!(1), Expect::Absent)
+            .await
+            .unwrap();
+        s.put(Kind::User, "bob", json!(1), Expect::Absent)
+            .await
+            .unwrap();
+        let mut changes = s.watch();
+        tokio::time::sleep(POLL * 2).await;
+        fs::write(s.dir().join("users/ann.json"), "{ torn").unwrap();
+        let other = FileStore::open(s.dir()).unwrap();
+        let bob = other.get(Kind::User, "bob").await.unwrap().unwrap();
+        other
+            .put(Kind::User, "bob", json!(2), Expect::Revision(bob.revision))
+            .await
+            .unwrap();
+        let mut seen = Vec::new();
+        while seen.len() < 2 {
+            let change = tokio::time::timeout(Duration::from_secs(10), changes.recv())
+                .await
+                .expect("a change within 10 s")
+                .expect("the watcher is running");
+            seen.push((change.name, change.revision.is_some()));
+        }
+        seen.sort();
+        assert_eq!(seen, [("ann".to_owned(), false), ("bob".to_owned(), true)]);
+    }
+
+    #[tokio::test]
     async fn records_are_readable_json_files_readable_only_by_the_owner() {
         use std::os::unix::fs::PermissionsExt;
         let (_dir, s) = store();
@@ -504,7 +619,7 @@ mod tests {
                 Change {
                     kind: Kind::User,
                     name: "new".into(),
-                    revision: Some(1)
+                    revision: Some(2)
                 },
                 Change {
                     kind: Kind::User,

@@ -112,11 +112,25 @@ fn every_acknowledged_write_survives_sigkill_at_random_moments() {
         .block_on(store.list(Kind::Revocation))
         .unwrap();
     assert_eq!(records.len(), WRITES as usize);
+    let mut revisions = std::collections::HashSet::new();
     for record in records {
         let i: u64 = record.name.strip_prefix('w').unwrap().parse().unwrap();
         assert_eq!(record.value, value(i), "record {i}");
-        assert_eq!(record.revision, 1);
+        assert!(
+            revisions.insert(record.revision),
+            "revision {} reused",
+            record.revision
+        );
     }
+    // The record rewritten after every create (an overwrite, not a create) is whole too, and
+    // at least as far as the last acknowledged write.
+    let progress = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(store.get(Kind::Keyset, "progress"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(progress.value["last"], json!(WRITES - 1));
+    assert_eq!(progress.value["pad"], json!("y".repeat(3000)));
 }
 
 #[test]
@@ -155,15 +169,30 @@ fn store_child() {
     runtime.block_on(async {
         match what {
             "write" => {
+                let model = Model::new(std::sync::Arc::new(store.clone()));
+                let progress = json!({"last": 0, "pad": "y".repeat(3000)});
+                match model.create(Kind::Keyset, "progress", &progress).await {
+                    Ok(()) | Err(StoreError::Exists { .. }) => {}
+                    Err(e) => panic!("cannot create the progress record: {e}"),
+                }
                 for i in arg..WRITES {
                     let name = format!("w{i}");
                     match store
                         .put(Kind::Revocation, &name, value(i), Expect::Absent)
                         .await
                     {
-                        Ok(_) | Err(StoreError::Exists { .. }) => println!("ack {i}"),
+                        Ok(_) | Err(StoreError::Exists { .. }) => {}
                         Err(e) => panic!("write {i}: {e}"),
                     }
+                    // An overwrite after each create: rewrites must not tear either.
+                    model
+                        .update::<Value, StoreError, _>(Kind::Keyset, "progress", |v| {
+                            v["last"] = json!(v["last"].as_u64().unwrap().max(i));
+                            Ok(())
+                        })
+                        .await
+                        .unwrap();
+                    println!("ack {i}");
                 }
             }
             "increment" => {
