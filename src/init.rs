@@ -10,17 +10,38 @@ use jwtgate_core::{password, Algorithm};
 use crate::model::{Keyset, Model, Role, User, KEYSET};
 use crate::store::{Kind, StoreError};
 
-/// Initialises the store unless it already is. Returns the admin password when this call
-/// created the admin user (`admin_password`, or a generated one).
-pub async fn ensure(
+/// What a data directory holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// A signing keyset: ready to use.
+    Ready,
+    /// Nothing at all: to be initialised by the first command that writes.
+    Empty,
+    /// Users or roles but no keyset (it was removed or lost). Never repaired silently: a new
+    /// key would make every existing token fail.
+    NoKeyset,
+}
+
+pub async fn state(model: &Model) -> Result<State> {
+    if model.get::<Keyset>(Kind::Keyset, KEYSET).await?.is_some() {
+        return Ok(State::Ready);
+    }
+    for kind in [Kind::User, Kind::Role, Kind::Revocation] {
+        if !model.store().list(kind).await?.is_empty() {
+            return Ok(State::NoKeyset);
+        }
+    }
+    Ok(State::Empty)
+}
+
+/// Initialises an empty store. Returns the admin password when this call created the admin
+/// user (`admin_password`, or a generated one); `None` when a racing process did.
+pub async fn initialise(
     model: &Model,
     alg: Algorithm,
     admin_password: Option<String>,
     now: i64,
 ) -> Result<Option<String>> {
-    if model.get::<Keyset>(Kind::Keyset, KEYSET).await?.is_some() {
-        return Ok(None);
-    }
     for (name, permissions) in [("admin", vec!["*"]), ("user", vec![]), ("api", vec![])] {
         let role = Role {
             name: name.into(),

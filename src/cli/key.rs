@@ -9,9 +9,9 @@ use jwtgate_core::key::Jwks;
 use jwtgate_core::{Algorithm, Curve, Key, KeySet, KeyType};
 
 use crate::model::{Keyset, KEYSET};
-use crate::store::Kind;
+use crate::store::{Kind, StoreError};
 
-use super::{block_on, now, DataDir};
+use super::{block_on, now, DataDir, Need};
 use super::{load_key_file, parse_alg, usage, write_new_file, KeyFileOptions};
 
 #[derive(Debug, Subcommand)]
@@ -159,9 +159,9 @@ pub fn run(cmd: KeyCommand, data: &DataDir) -> Result<ExitCode> {
 const RETIRE_LEEWAY: i64 = 60;
 
 async fn rotate(data: &DataDir, alg: Option<Algorithm>) -> Result<ExitCode> {
-    let model = data.open().await?;
+    let model = data.open(Need::Keys).await?;
     let now = now();
-    let keyset = model
+    let result = model
         .update::<Keyset, anyhow::Error, _>(Kind::Keyset, KEYSET, |ks| {
             let alg = match alg {
                 Some(alg) => alg,
@@ -170,7 +170,18 @@ async fn rotate(data: &DataDir, alg: Option<Algorithm>) -> Result<ExitCode> {
             ks.rotate(alg, now, RETIRE_LEEWAY)?;
             Ok(())
         })
-        .await?;
+        .await;
+    let keyset = match result {
+        Ok(keyset) => keyset,
+        Err(e) if matches!(e.downcast_ref(), Some(StoreError::NotFound { .. })) => {
+            // The keyset was lost: start a new one (the caller asked for a new key).
+            let keyset = Keyset::generate(alg.unwrap_or(data.key_alg()), now)?;
+            model.create(Kind::Keyset, KEYSET, &keyset).await?;
+            eprintln!("warning: there was no signing keyset; made a new one");
+            keyset
+        }
+        Err(e) => return Err(e),
+    };
     let kept = keyset.keys.len() - 1;
     println!(
         "new active key '{}'; {kept} older key{} still verif{}",
@@ -182,7 +193,7 @@ async fn rotate(data: &DataDir, alg: Option<Algorithm>) -> Result<ExitCode> {
 }
 
 async fn list(data: &DataDir) -> Result<ExitCode> {
-    let model = data.open().await?;
+    let model = data.open(Need::Existing).await?;
     let keyset = model.keyset().await?;
     println!("{:<45} {:<6} {:<8} EXPIRES", "KID", "ALG", "STATE");
     for key in &keyset.keys {
@@ -203,7 +214,7 @@ async fn list(data: &DataDir) -> Result<ExitCode> {
 }
 
 async fn published(data: &DataDir) -> Result<ExitCode> {
-    let model = data.open().await?;
+    let model = data.open(Need::Existing).await?;
     let keys = model.keyset().await?.to_keyset()?;
     println!("{}", keys.public_jwks().to_json_pretty());
     Ok(ExitCode::SUCCESS)

@@ -83,29 +83,64 @@ pub struct DataDir {
     key_alg: Algorithm,
 }
 
+/// What a command needs of the data directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Need {
+    /// An initialised store; nothing is created (a mistyped --data fails instead of making a
+    /// new store).
+    Existing,
+    /// Commands that create things (`user add`, `role set`) initialise an empty store.
+    Initialised,
+    /// `key rotate`: like `Initialised`, and also works when the keyset is gone.
+    Keys,
+}
+
 impl DataDir {
-    /// Opens the store, initialising an empty one (printing a generated admin password once,
-    /// on stderr).
-    pub async fn open(&self) -> Result<Model> {
+    /// The algorithm for keys made on initialisation.
+    pub fn key_alg(&self) -> Algorithm {
+        self.key_alg
+    }
+
+    /// Opens the store for a command that needs `need`. Initialising prints the admin password
+    /// once, on stderr, when it was generated.
+    pub async fn open(&self, need: Need) -> Result<Model> {
+        let shown = self.path.display();
+        if need == Need::Existing && !self.path.is_dir() {
+            bail!(
+                "no jwtgate data directory at {shown}; the first `jwtgate user add` or `jwtgate role set` creates one (or pass --data DIR)"
+            );
+        }
         let store = FileStore::open(&self.path)
-            .with_context(|| format!("cannot open the data directory {}", self.path.display()))?;
+            .with_context(|| format!("cannot open the data directory {shown}"))?;
         let model = Model::new(Arc::new(store));
-        let admin_password = std::env::var("JWTGATE_ADMIN_PASSWORD").ok();
-        let generated = admin_password.is_none();
-        if let Some(password) = init::ensure(&model, self.key_alg, admin_password, now()).await? {
-            if generated {
-                eprintln!(
-                    "jwtgate: initialised {}; the admin password is (shown once): {password}",
-                    self.path.display()
-                );
-            } else {
-                eprintln!(
-                    "jwtgate: initialised {} (admin password from JWTGATE_ADMIN_PASSWORD)",
-                    self.path.display()
-                );
-            }
+        match (init::state(&model).await?, need) {
+            (init::State::Ready, _) | (init::State::NoKeyset, Need::Keys) => {}
+            (init::State::Empty, Need::Existing) => bail!(
+                "{shown} holds no jwtgate data yet; the first `jwtgate user add` or `jwtgate role set` initialises it"
+            ),
+            (init::State::NoKeyset, _) => bail!(
+                "{shown} has users or roles but no signing keyset (keys/signing.json): restore it, or make a new key with `jwtgate key rotate` (tokens signed by the lost key stop verifying)"
+            ),
+            (init::State::Empty, _) => self.initialise(&model).await?,
         }
         Ok(model)
+    }
+
+    async fn initialise(&self, model: &Model) -> Result<()> {
+        let admin_password = std::env::var("JWTGATE_ADMIN_PASSWORD").ok();
+        let generated = admin_password.is_none();
+        let created = init::initialise(model, self.key_alg, admin_password, now()).await?;
+        let shown = self.path.display();
+        match (created, generated) {
+            (Some(password), true) => eprintln!(
+                "jwtgate: initialised {shown}; the admin password is (shown once): {password}"
+            ),
+            (Some(_), false) => eprintln!(
+                "jwtgate: initialised {shown} (admin password from JWTGATE_ADMIN_PASSWORD)"
+            ),
+            (None, _) => {}
+        }
+        Ok(())
     }
 }
 

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Result};
 use clap::Subcommand;
 
-use super::{block_on, usage, DataDir};
+use super::{block_on, usage, DataDir, Need};
 use crate::model::{Role, User};
 use crate::store::{check_name, Kind, StoreError};
 
@@ -29,8 +29,15 @@ pub enum RoleCommand {
 }
 
 pub fn run(cmd: RoleCommand, data: &DataDir) -> Result<ExitCode> {
+    let need = match cmd {
+        RoleCommand::Set { .. } => Need::Initialised,
+        RoleCommand::Del { .. } | RoleCommand::List => Need::Existing,
+    };
     block_on(async {
-        let model = data.open().await?;
+        if let RoleCommand::Set { name, .. } | RoleCommand::Del { name } = &cmd {
+            check_name(Kind::Role, name).map_err(|e| usage(e.to_string()))?;
+        }
+        let model = data.open(need).await?;
         match cmd {
             RoleCommand::Set { name, permissions } => {
                 check_name(Kind::Role, &name).map_err(|e| usage(e.to_string()))?;
@@ -41,8 +48,13 @@ pub fn run(cmd: RoleCommand, data: &DataDir) -> Result<ExitCode> {
                         "invalid permission {bad:?}: no spaces or control characters"
                     )));
                 }
-                let mut permissions = permissions;
-                permissions.dedup();
+                let mut unique: Vec<String> = Vec::new();
+                for permission in permissions {
+                    if !unique.contains(&permission) {
+                        unique.push(permission);
+                    }
+                }
+                let permissions = unique;
                 let role = Role {
                     name: name.clone(),
                     permissions: permissions.clone(),
@@ -81,6 +93,21 @@ pub fn run(cmd: RoleCommand, data: &DataDir) -> Result<ExitCode> {
                     Ok(()) => {}
                     Err(StoreError::NotFound { .. }) => bail!("unknown role '{name}'"),
                     Err(e) => return Err(e.into()),
+                }
+                // A user added with this role while it was being deleted loses it now, so a
+                // later role of the same name cannot grant them anything.
+                let users: Vec<User> = model.list(Kind::User).await?;
+                for user in users.iter().filter(|u| u.roles.contains(&name)) {
+                    model
+                        .update::<User, StoreError, _>(Kind::User, &user.name, |u| {
+                            u.roles.retain(|r| *r != name);
+                            Ok(())
+                        })
+                        .await?;
+                    eprintln!(
+                        "warning: removed the deleted role '{name}' from '{}'",
+                        user.name
+                    );
                 }
                 println!("deleted role '{name}'");
                 Ok(ExitCode::SUCCESS)

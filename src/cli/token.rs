@@ -12,10 +12,7 @@ use jwtgate_core::jose::inspect;
 use jwtgate_core::{sign, verify, Algorithm, Key, KeySet, Rules};
 use serde_json::{Map, Value};
 
-use base64::Engine;
-use jwtgate_core::jose::BASE64URL;
-
-use super::{block_on, load_key_file, now, parse_alg, usage, DataDir, KeyFileOptions};
+use super::{block_on, load_key_file, now, parse_alg, usage, DataDir, KeyFileOptions, Need};
 use crate::access::check_revocation;
 use crate::model::{Keyset, Revocation, User, KEYSET};
 use crate::store::{check_name, Kind, StoreError};
@@ -158,6 +155,11 @@ const RESERVED: [&str; 8] = ["iss", "sub", "aud", "exp", "nbf", "iat", "jti", "r
 async fn issue(args: IssueArgs, data: &DataDir) -> Result<ExitCode> {
     check_name(Kind::User, &args.user).map_err(|e| usage(e.to_string()))?;
     let ttl = parse_ttl(&args.ttl)?;
+    if let Some(empty) = args.aud.iter().find(|a| a.trim().is_empty()) {
+        return Err(usage(format!(
+            "--aud {empty:?}: an audience cannot be empty"
+        )));
+    }
     let mut extra = Map::new();
     for claim in &args.claim {
         let Some((name, value)) = claim.split_once('=') else {
@@ -176,7 +178,7 @@ async fn issue(args: IssueArgs, data: &DataDir) -> Result<ExitCode> {
         let value = serde_json::from_str(value).unwrap_or_else(|_| Value::from(value));
         extra.insert(name.to_owned(), value);
     }
-    let model = data.open().await?;
+    let model = data.open(Need::Existing).await?;
     let Some(user) = model.get::<User>(Kind::User, &args.user).await? else {
         bail!("unknown user '{}'", args.user);
     };
@@ -190,8 +192,9 @@ async fn issue(args: IssueArgs, data: &DataDir) -> Result<ExitCode> {
             user.name
         );
     }
-    // After `token revoke --user`, a new token must postdate the revocation to verify.
-    let now = now().max(user.tokens_valid_after.map_or(i64::MIN, |t| t + 1));
+    // A token issued in the second of a revocation (or of the user's creation) would count as
+    // revoked (`iat` <= `tokens_valid_after`, seconds being all `iat` has), so wait it out.
+    let now = after(user.tokens_valid_after).await?;
     let exp = ttl.map(|secs| now.saturating_add(secs));
     let mut jti = [0u8; 16];
     jwtgate_core::random::fill(&mut jti)?;
@@ -212,7 +215,9 @@ async fn issue(args: IssueArgs, data: &DataDir) -> Result<ExitCode> {
     if let Some(exp) = exp {
         claims.insert("exp".into(), Value::from(exp));
     }
-    claims.insert("jti".into(), Value::from(BASE64URL.encode(jti)));
+    // Hex, so every jti is a valid record name and can be revoked.
+    let jti: String = jti.iter().map(|b| format!("{b:02x}")).collect();
+    claims.insert("jti".into(), Value::from(jti));
     claims.insert("roles".into(), Value::from(user.roles.clone()));
     let keyset = model
         .update::<Keyset, anyhow::Error, _>(Kind::Keyset, KEYSET, |ks| {
@@ -223,6 +228,23 @@ async fn issue(args: IssueArgs, data: &DataDir) -> Result<ExitCode> {
     let key = keyset.active_key()?;
     println!("{}", sign(&claims, &key)?);
     Ok(ExitCode::SUCCESS)
+}
+
+/// The current time, once it is past `cutoff` (at most about a second's wait).
+async fn after(cutoff: Option<i64>) -> Result<i64> {
+    let Some(cutoff) = cutoff else {
+        return Ok(now());
+    };
+    if cutoff > now() + 5 {
+        bail!("the user's tokens_valid_after ({cutoff}) is in the future; is the clock right?");
+    }
+    loop {
+        let now = now();
+        if now > cutoff {
+            return Ok(now);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 /// `--ttl`: seconds, or `None` for `never`.
@@ -236,13 +258,20 @@ fn parse_ttl(ttl: &str) -> Result<Option<i64>> {
     if secs == 0 {
         return Err(usage("--ttl must be longer than 0s"));
     }
+    // Far beyond any real token, and short of the dates the verifier refuses as out of range.
+    const TEN_YEARS: u64 = 10 * 366 * 24 * 3600;
+    if secs > TEN_YEARS {
+        return Err(usage(
+            "--ttl is longer than 10 years; use --ttl never for a token without exp",
+        ));
+    }
     Ok(Some(
         i64::try_from(secs).map_err(|_| usage("--ttl is too long"))?,
     ))
 }
 
 async fn revoke(args: RevokeArgs, data: &DataDir) -> Result<ExitCode> {
-    let model = data.open().await?;
+    let model = data.open(Need::Existing).await?;
     let now = now();
     if let Some(jti) = args.jti {
         check_name(Kind::Revocation, &jti).map_err(|e| usage(format!("--jti: {e}")))?;
@@ -263,7 +292,7 @@ async fn revoke(args: RevokeArgs, data: &DataDir) -> Result<ExitCode> {
         check_name(Kind::User, &name).map_err(|e| usage(e.to_string()))?;
         let result = model
             .update::<User, StoreError, _>(Kind::User, &name, |u| {
-                u.tokens_valid_after = Some(now);
+                u.tokens_valid_after = Some(u.tokens_valid_after.map_or(now, |t| now.max(t)));
                 u.updated = now;
                 Ok(())
             })
@@ -284,7 +313,7 @@ async fn verify_with_data(args: VerifyArgs, data: &DataDir) -> Result<ExitCode> 
         ));
     }
     let token = read_token(&args.token)?;
-    let model = data.open().await?;
+    let model = data.open(Need::Existing).await?;
     let keys = model.keyset().await?.to_keyset()?;
     // jwtgate issues tokens without exp on request (--ttl never); they stay revocable.
     let rules = Rules::default()

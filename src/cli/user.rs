@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use jwtgate_core::password;
 use jwtgate_core::totp::Totp;
 
-use super::{block_on, now, read_password_stdin, usage, DataDir};
+use super::{block_on, now, read_password_stdin, usage, DataDir, Need};
 use crate::model::{Model, Role, TotpState, User};
 use crate::store::{check_name, Kind, StoreError};
 
@@ -75,21 +75,64 @@ pub enum TotpCommand {
 }
 
 pub fn run(cmd: UserCommand, data: &DataDir) -> Result<ExitCode> {
+    // Arguments are checked (and a password read) before the store is opened, so a mistake
+    // never initialises a data directory or writes anything.
+    let named = match &cmd {
+        UserCommand::Del { name }
+        | UserCommand::Show { name }
+        | UserCommand::Passwd { name }
+        | UserCommand::Lock { name }
+        | UserCommand::Unlock { name }
+        | UserCommand::Totp(TotpCommand::Enroll { name } | TotpCommand::Disable { name }) => {
+            Some(name.as_str())
+        }
+        UserCommand::Roles(args) => Some(args.name.as_str()),
+        UserCommand::Add(_) | UserCommand::List => None,
+    };
+    if let Some(name) = named {
+        check_name(Kind::User, name).map_err(|e| usage(e.to_string()))?;
+    }
+    if let UserCommand::Roles(args) = &cmd {
+        if args.add.is_empty() && args.remove.is_empty() {
+            return Err(usage("nothing to do: give --add ROLE and/or --remove ROLE"));
+        }
+        if let Some(both) = args.add.iter().find(|r| args.remove.contains(r)) {
+            return Err(usage(format!("--add and --remove both name '{both}'")));
+        }
+    }
+    let new_user = match &cmd {
+        UserCommand::Add(args) => Some(parse_add(args)?),
+        _ => None,
+    };
+    let new_password = match &cmd {
+        UserCommand::Passwd { .. } => Some(read_password_stdin()?),
+        _ => None,
+    };
+    let need = if new_user.is_some() {
+        Need::Initialised
+    } else {
+        Need::Existing
+    };
     block_on(async {
-        let model = data.open().await?;
+        let model = data.open(need).await?;
         match cmd {
-            UserCommand::Add(args) => add(&model, args).await,
+            UserCommand::Add(_) => match new_user {
+                Some(new) => add(&model, new).await,
+                None => unreachable!("parsed above"),
+            },
             UserCommand::Del { name } => {
-                check_name(Kind::User, &name).map_err(|e| usage(e.to_string()))?;
-                model.delete(Kind::User, &name).await?;
+                match model.delete(Kind::User, &name).await {
+                    Ok(()) => {}
+                    Err(StoreError::NotFound { .. }) => bail!("unknown user '{name}'"),
+                    Err(e) => return Err(e.into()),
+                }
                 println!("deleted user '{name}'");
                 Ok(ExitCode::SUCCESS)
             }
             UserCommand::List => list(&model).await,
             UserCommand::Show { name } => show(&model, &name).await,
             UserCommand::Passwd { name } => {
-                let password = read_password_stdin()?;
-                let hash = password::hash(&password)?;
+                let hash = password::hash(new_password.as_deref().unwrap_or_default())?;
                 change(&model, &name, |u| {
                     u.password = hash.clone();
                     Ok(())
@@ -117,6 +160,13 @@ pub fn run(cmd: UserCommand, data: &DataDir) -> Result<ExitCode> {
     })?
 }
 
+/// A user to add, from the command line.
+struct NewUser {
+    name: String,
+    roles: Vec<String>,
+    password: String,
+}
+
 /// Splits `NAME:ROLES:PASSWORD`; the password keeps any further ':'.
 fn parse_spec(spec: &str) -> Option<(&str, Vec<String>, &str)> {
     let (name, rest) = spec.split_once(':')?;
@@ -130,7 +180,7 @@ fn parse_spec(spec: &str) -> Option<(&str, Vec<String>, &str)> {
     Some((name, roles, password))
 }
 
-async fn add(model: &Model, args: AddArgs) -> Result<ExitCode> {
+fn parse_add(args: &AddArgs) -> Result<NewUser> {
     let (name, roles, password) = if args.spec.contains(':') {
         if !args.roles.is_empty() || args.password_stdin {
             return Err(usage(
@@ -149,27 +199,65 @@ async fn add(model: &Model, args: AddArgs) -> Result<ExitCode> {
                 "no password: use NAME:ROLES:PASSWORD, or NAME --roles a,b --password-stdin",
             ));
         }
-        (
-            args.spec.clone(),
-            args.roles.clone(),
-            read_password_stdin()?,
-        )
+        check_name(Kind::User, &args.spec).map_err(|e| usage(e.to_string()))?;
+        let roles = args.roles.iter().map(|r| r.trim().to_owned()).collect();
+        (args.spec.clone(), roles, read_password_stdin()?)
     };
     check_name(Kind::User, &name).map_err(|e| usage(e.to_string()))?;
+    for role in &roles {
+        check_name(Kind::Role, role).map_err(|e| usage(e.to_string()))?;
+    }
     if password.is_empty() {
         return Err(usage("the password is empty"));
     }
+    Ok(NewUser {
+        name,
+        roles,
+        password,
+    })
+}
+
+async fn add(model: &Model, new: NewUser) -> Result<ExitCode> {
+    let NewUser {
+        name,
+        roles,
+        password,
+    } = new;
     let roles = known_roles(model, roles).await?;
     let now = now();
     let user = User {
         name: name.clone(),
         password: password::hash(&password)?,
         roles: roles.clone(),
+        // A token for an earlier user of the same name must not work for this one.
+        tokens_valid_after: Some(now),
         created: now,
         updated: now,
         ..User::default()
     };
     model.create(Kind::User, &name, &user).await?;
+    // A role deleted while this user was being added must not linger on the user (a later
+    // role of the same name would grant them its permissions).
+    let existing: Vec<Role> = model.list(Kind::Role).await?;
+    let gone: Vec<String> = roles
+        .iter()
+        .filter(|r| !existing.iter().any(|e| &e.name == *r))
+        .cloned()
+        .collect();
+    let roles = if gone.is_empty() {
+        roles
+    } else {
+        eprintln!(
+            "warning: role(s) {} were deleted meanwhile; not granted",
+            gone.join(", ")
+        );
+        change(model, &name, |u| {
+            u.roles.retain(|r| !gone.contains(r));
+            Ok(())
+        })
+        .await?
+        .roles
+    };
     println!("added user '{name}' with roles [{}]", roles.join(", "));
     Ok(ExitCode::SUCCESS)
 }
@@ -263,9 +351,6 @@ async fn set_locked(model: &Model, name: &str, locked: bool) -> Result<ExitCode>
 }
 
 async fn roles(model: &Model, args: RolesArgs) -> Result<ExitCode> {
-    if args.add.is_empty() && args.remove.is_empty() {
-        return Err(usage("nothing to do: give --add ROLE and/or --remove ROLE"));
-    }
     let add = known_roles(model, args.add).await?;
     let user = change(model, &args.name, |u| {
         for role in &args.remove {
@@ -293,6 +378,9 @@ async fn totp_enroll(model: &Model, name: &str) -> Result<ExitCode> {
         last_step: None,
     };
     change(model, name, |u| {
+        if u.totp.is_some() {
+            bail!("user '{name}' already has TOTP; `jwtgate user totp disable {name}` first");
+        }
         u.totp = Some(state.clone());
         Ok(())
     })

@@ -292,19 +292,23 @@ fn the_password_may_come_from_stdin_and_contain_colons() {
 #[test]
 fn first_use_initialises_once_with_the_admin_password_from_the_environment() {
     let cli = Cli::new();
-    let r = cli.run_with_env(&["role", "list"], &[("JWTGATE_ADMIN_PASSWORD", "hunter2")]);
+    let r = cli.run_with_env(
+        &["role", "set", "ops", "vm.view"],
+        &[("JWTGATE_ADMIN_PASSWORD", "hunter2")],
+    );
     assert_eq!(r.code, 0, "{r:?}");
     assert!(r
         .stderr
         .contains("admin password from JWTGATE_ADMIN_PASSWORD"));
     assert!(!r.stderr.contains("hunter2"), "{}", r.stderr);
+    let roles = cli.run(&["role", "list"]);
+    assert_eq!(roles.stderr, "", "initialised only once");
     assert_eq!(
-        r.stdout,
-        "admin                    *\napi                      \nuser                     \n"
+        roles.stdout,
+        "admin                    *\napi                      \nops                      vm.view\nuser                     \n"
     );
-    let again = cli.run(&["user", "list"]);
-    assert_eq!(again.stderr, "", "initialised only once");
-    assert!(again.stdout.contains("admin                    admin"));
+    let users = cli.run(&["user", "list"]).ok();
+    assert!(users.contains("admin                    admin"), "{users}");
     let stored = std::fs::read_to_string(cli.path("jwtgate-data/users/admin.json")).unwrap();
     let doc: serde_json::Value = serde_json::from_str(&stored).unwrap();
     assert!(jwtgate_core::password::check(
@@ -398,6 +402,152 @@ fn passwords_roles_and_listing_change_through_the_cli() {
         (
             2,
             "error: invalid permission \"has space\": no spaces or control characters"
+        )
+    );
+}
+
+#[test]
+fn a_mistake_never_creates_or_changes_a_data_directory() {
+    let cli = Cli::new();
+    // Arguments are checked before the store is opened: nothing is created.
+    let r = cli.run(&["user", "add", "x y:api:pw"]);
+    assert_eq!(r.code, 2);
+    assert_eq!(
+        r.stderr,
+        "error: invalid user name 'x y': use only letters, digits, '.', '_', '@' and '-'\n"
+    );
+    assert!(!cli.path("jwtgate-data").exists());
+    // Reading commands never create one either.
+    for args in [
+        &["user", "list"][..],
+        &["token", "verify", "a.b.c"],
+        &["key", "list"],
+        &["user", "lock", "ann"],
+    ] {
+        let r = cli.run(args);
+        assert_eq!(
+            (r.code, r.stderr.as_str()),
+            (
+                1,
+                "error: no jwtgate data directory at ./jwtgate-data; the first `jwtgate user add` or `jwtgate role set` creates one (or pass --data DIR)\n"
+            ),
+            "{args:?}"
+        );
+    }
+    assert!(!cli.path("jwtgate-data").exists());
+}
+
+#[test]
+fn a_lost_keyset_is_reported_not_silently_replaced() {
+    let cli = Cli::new();
+    cli.run(&["user", "add", "bot:api:pw"]).ok();
+    let token = cli.run(&["token", "issue", "bot"]).ok();
+    std::fs::remove_file(cli.path("jwtgate-data/keys/signing.json")).unwrap();
+    let r = cli.run(&["token", "verify", token.trim()]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr
+            .starts_with("error: ./jwtgate-data has users or roles but no signing keyset"),
+        "{}",
+        r.stderr
+    );
+    assert!(!cli.path("jwtgate-data/keys/signing.json").exists());
+    // Making a new key is an explicit act.
+    let r = cli.run(&["key", "rotate"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("made a new one"), "{}", r.stderr);
+    let fresh = cli.run(&["token", "issue", "bot"]).ok();
+    cli.run(&["token", "verify", fresh.trim()]).ok();
+}
+
+#[test]
+fn tokens_of_a_deleted_user_stay_invalid_when_the_name_is_reused() {
+    let cli = Cli::new();
+    cli.run(&["user", "add", "bob:api:pw"]).ok();
+    let old = cli.run(&["token", "issue", "bob", "--ttl", "never"]).ok();
+    let r = cli.run(&["user", "del", "bob"]);
+    assert_eq!(r.stdout, "deleted user 'bob'\n");
+    let r = cli.run(&["user", "del", "bob"]);
+    assert_eq!(
+        (r.code, r.stderr.as_str()),
+        (1, "error: unknown user 'bob'\n")
+    );
+    cli.run(&["user", "add", "bob:admin:new"]).ok();
+    let r = cli.run(&["token", "verify", old.trim()]);
+    assert_eq!(
+        (r.code, last_line(&r.stdout)),
+        (
+            1,
+            "invalid: token was issued before the tokens of user 'bob' were revoked"
+        )
+    );
+    let new = cli.run(&["token", "issue", "bob"]).ok();
+    let r = cli.run(&["token", "verify", new.trim()]);
+    assert_eq!((r.code, last_line(&r.stdout)), (0, "valid"), "{r:?}");
+}
+
+#[test]
+fn every_issued_jti_can_be_revoked() {
+    let cli = Cli::new();
+    cli.run(&["user", "add", "bot:api:pw"]).ok();
+    for _ in 0..5 {
+        let token = cli.run(&["token", "issue", "bot"]).ok();
+        let out = cli.run(&["token", "verify", token.trim()]).ok();
+        let jti = out
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("\"jti\": \""))
+            .and_then(|l| l.strip_suffix("\","))
+            .unwrap()
+            .to_owned();
+        assert!(
+            jti.len() == 32 && jti.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{jti}"
+        );
+        cli.run(&["token", "revoke", "--jti", &jti]).ok();
+        let r = cli.run(&["token", "verify", token.trim()]);
+        assert_eq!(r.code, 1);
+    }
+}
+
+#[test]
+fn odd_token_and_role_arguments_are_refused_or_normalised() {
+    let cli = Cli::new();
+    cli.run(&["user", "add", "bot:api:pw"]).ok();
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["token", "issue", "bot", "--ttl", "1000000000y"],
+            "error: --ttl is longer than 10 years; use --ttl never for a token without exp",
+        ),
+        (
+            &["token", "issue", "bot", "--aud", ""],
+            "error: --aud \"\": an audience cannot be empty",
+        ),
+        (
+            &["user", "roles", "bot", "--add", "api", "--remove", "api"],
+            "error: --add and --remove both name 'api'",
+        ),
+        (
+            &["token", "revoke", "--jti", "a", "--user", "b"],
+            "error: the argument '--jti <JTI>' cannot be used with '--user <USER>' (see --help)",
+        ),
+        (
+            &["user", "add"],
+            "error: the following required arguments were not provided: <SPEC> (see --help)",
+        ),
+    ];
+    for (args, message) in cases {
+        let r = cli.run(args);
+        assert_eq!((r.code, r.stderr.trim()), (2, *message), "{args:?}");
+    }
+    let out = cli.run(&["role", "set", "y", "a", "a", "b", "a"]).ok();
+    assert_eq!(out, "role 'y': [a, b]\n");
+    cli.run(&["user", "totp", "enroll", "bot"]).ok();
+    let r = cli.run(&["user", "totp", "enroll", "bot"]);
+    assert_eq!(
+        (r.code, r.stderr.trim()),
+        (
+            1,
+            "error: user 'bot' already has TOTP; `jwtgate user totp disable bot` first"
         )
     );
 }
