@@ -3,7 +3,10 @@
 //! `jwtgate-core`. The binary (`main.rs`) only parses arguments and maps errors to exit codes.
 
 pub mod access;
+pub mod api;
 pub mod cli;
+pub mod config;
 pub mod init;
 pub mod model;
+pub mod state;
 pub mod store;

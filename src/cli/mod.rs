@@ -21,6 +21,7 @@ use crate::store::FileStore;
 mod key;
 mod qr;
 mod role;
+mod serve;
 mod token;
 mod user;
 
@@ -61,6 +62,8 @@ enum Command {
     /// Manage roles and their permissions.
     #[command(subcommand)]
     Role(role::RoleCommand),
+    /// Run the server over the data directory: JWKS, OpenID discovery, health checks.
+    Serve(serve::ServeArgs),
 }
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
@@ -73,6 +76,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Token(cmd) => token::run(cmd, &data),
         Command::User(cmd) => user::run(cmd, &data),
         Command::Role(cmd) => role::run(cmd, &data),
+        Command::Serve(args) => serve::run(args, &data),
     }
 }
 

@@ -5,5 +5,6 @@
 mod cli;
 mod harness;
 mod interop;
+mod serve;
 mod store;
 mod users;

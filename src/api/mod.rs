@@ -1,0 +1,55 @@
+//! The HTTP API: the router, with API routes under `[server] api_prefix` and health checks and
+//! `/.well-known` at the root. Every response that is not a success is `api::error::ApiError`.
+
+pub mod error;
+mod health;
+mod jwks;
+
+use axum::extract::Request;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Router;
+
+use crate::state::AppState;
+use error::ApiError;
+
+pub fn router(state: AppState) -> Router {
+    let api = Router::new().route("/jwks", get(jwks::jwks));
+    let api = if state.config.api_prefix.is_empty() {
+        api
+    } else {
+        Router::new().nest(&state.config.api_prefix, api)
+    };
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/.well-known/jwks.json", get(jwks::jwks))
+        .route(
+            "/.well-known/openid-configuration",
+            get(jwks::openid_configuration),
+        )
+        .merge(api)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}
+
+async fn not_found(request: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no route for {} {}", request.method(), request.uri().path()),
+    )
+}
+
+async fn method_not_allowed(request: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!(
+            "{} is not allowed on {}",
+            request.method(),
+            request.uri().path()
+        ),
+    )
+}

@@ -1,0 +1,140 @@
+//! `jwtgate serve` over HTTP: the published keys verify tokens the CLI issues, a key rotation
+//! reaches a running server, errors are JSON, and SIGTERM stops it cleanly.
+
+use std::time::{Duration, Instant};
+
+use jwtgate_core::key::Jwks;
+use jwtgate_core::{verify, KeySet, Rules};
+
+use crate::harness::Cli;
+
+fn keyset_from(jwks: &str) -> KeySet {
+    let jwks: Jwks = serde_json::from_str(jwks).unwrap();
+    let (keys, skipped) = jwks.to_keys(None);
+    assert!(skipped.is_empty(), "{skipped:?}");
+    KeySet::new(keys).unwrap()
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+#[test]
+fn the_published_jwks_verifies_a_token_the_cli_issued() {
+    let cli = Cli::new();
+    cli.run(&["user", "add", "bot:api:pw"]).ok();
+    let token = cli.run(&["token", "issue", "bot"]).ok();
+    let server = cli.serve(&[]);
+    for path in ["/.well-known/jwks.json", "/jwks"] {
+        let r = server.get(path);
+        assert_eq!(r.status, 200, "{r:?}");
+        assert_eq!(r.header("content-type"), Some("application/jwk-set+json"));
+        assert_eq!(r.header("cache-control"), Some("public, max-age=300"));
+        assert!(!r.body.contains("\"d\""), "private members: {}", r.body);
+        let keys = keyset_from(&r.body);
+        let verified = verify(
+            token.trim(),
+            &keys,
+            &Rules::default().issuer("jwtgate"),
+            now(),
+        )
+        .unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert_eq!(verified.claims.sub(), Some("bot"));
+    }
+    let discovery = server.get("/.well-known/openid-configuration").json();
+    assert_eq!(discovery["issuer"], "jwtgate");
+    assert_eq!(
+        discovery["jwks_uri"],
+        format!("http://{}/.well-known/jwks.json", server.addr)
+    );
+    assert_eq!(
+        discovery["id_token_signing_alg_values_supported"],
+        serde_json::json!(["ES256"])
+    );
+}
+
+#[test]
+fn a_key_rotation_by_the_cli_reaches_a_running_server() {
+    let cli = Cli::new();
+    // A token signed with the first key keeps it published after the rotation.
+    cli.run(&["user", "add", "bot:api:pw"]).ok();
+    cli.run(&["token", "issue", "bot"]).ok();
+    let server = cli.serve(&[]);
+    let count = |body: &str| keyset_from(body).keys().len();
+    assert_eq!(count(&server.get("/jwks").body), 1);
+    cli.run(&["key", "rotate", "--alg", "EdDSA"]).ok();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let body = server.get("/jwks").body;
+        if count(&body) == 2 {
+            assert!(body.contains("\"OKP\""), "{body}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still one key after 10 s: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn errors_are_json_with_the_right_status() {
+    let cli = Cli::new();
+    let server = cli.serve(&[]);
+    let r = server.get("/nope");
+    assert_eq!(r.status, 404);
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"error": "not_found", "message": "no route for GET /nope"})
+    );
+    let r = server.request("POST", "/healthz", &[], "");
+    assert_eq!(r.status, 405);
+    assert_eq!(r.json()["error"], "method_not_allowed");
+    assert_eq!(
+        server.get("/healthz").json(),
+        serde_json::json!({"status": "ok"})
+    );
+    assert_eq!(
+        server.get("/readyz").json(),
+        serde_json::json!({"status": "ready"})
+    );
+}
+
+#[test]
+fn the_api_prefix_moves_the_api_routes_but_not_the_well_known_ones() {
+    let cli = Cli::new();
+    let config = cli.write("jwtgate.toml", "[server]\napi_prefix = \"/appmesh\"\n");
+    let server = cli.serve(&["--config", config.to_str().unwrap()]);
+    assert_eq!(server.get("/appmesh/jwks").status, 200);
+    assert_eq!(server.get("/jwks").status, 404);
+    assert_eq!(server.get("/.well-known/jwks.json").status, 200);
+    assert_eq!(server.get("/healthz").status, 200);
+}
+
+#[test]
+fn sigterm_stops_the_server_cleanly() {
+    let cli = Cli::new();
+    let server = cli.serve(&[]);
+    assert_eq!(server.get("/healthz").status, 200);
+    let (code, log) = server.stop();
+    assert_eq!(code, 0, "{log}");
+    assert!(log.ends_with("jwtgate: stopped\n"), "{log}");
+}
+
+#[test]
+fn a_bad_config_file_is_a_usage_error_in_one_line() {
+    let cli = Cli::new();
+    let config = cli.write("bad.toml", "[server]\nlisten_on = \"x\"\n");
+    let r = cli.run(&["serve", "--config", config.to_str().unwrap()]);
+    assert_eq!(r.code, 2);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("bad.toml") && r.stderr.contains("unknown field `listen_on`"),
+        "{}",
+        r.stderr
+    );
+}
