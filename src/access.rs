@@ -1,11 +1,14 @@
-//! What is decided after a token's signature and claims passed: revocation (SPEC §1). A token
-//! is refused when its `jti` is denylisted, its user is locked or gone, or it was issued before
-//! the user's `tokens_valid_after`. The auth server and the gateway will call this same check.
+//! What is decided after a token's signature and claims passed (SPEC §1): revocation (a
+//! denylisted `jti`, a locked or deleted user, a token issued before the user's
+//! `tokens_valid_after`) and permissions (the user's current roles; `*` grants all). One
+//! decision, `decide`, serves the CLI (reading the store) and the server (its `Directory`).
+
+use std::collections::{HashMap, HashSet};
 
 use jwtgate_core::Claims;
 
-use crate::model::{Model, Revocation, User};
-use crate::store::{Kind, StoreError};
+use crate::model::{Model, Revocation, Role, User};
+use crate::store::{check_name, Kind, StoreError};
 
 /// Why a valid token is refused anyway.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -22,39 +25,215 @@ pub enum Denied {
     IssuedBeforeRevocation { user: String },
 }
 
-/// Checks revocation for a verified token's claims. The outer error is the store failing.
+impl Denied {
+    /// A stable code for JSON bodies and metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Denied::RevokedJti { .. } => "token_revoked",
+            Denied::NoSubject => "no_subject",
+            Denied::UnknownUser { .. } => "unknown_user",
+            Denied::Locked { .. } => "user_locked",
+            Denied::IssuedBeforeRevocation { .. } => "token_revoked",
+        }
+    }
+}
+
+/// The revocation decision, given what the store says about this token's `jti` and user.
+pub fn decide(claims: &Claims, jti_revoked: bool, user: Option<&User>) -> Result<(), Denied> {
+    if jti_revoked {
+        return Err(Denied::RevokedJti {
+            jti: claims.jti().unwrap_or_default().to_owned(),
+        });
+    }
+    let Some(name) = claims.sub() else {
+        return Err(Denied::NoSubject);
+    };
+    let Some(user) = user else {
+        return Err(Denied::UnknownUser { user: name.into() });
+    };
+    if user.locked {
+        return Err(Denied::Locked {
+            user: user.name.clone(),
+        });
+    }
+    if let Some(after) = user.tokens_valid_after {
+        // Without `iat` the token's age is unknown: refused (fail closed). Same second as the
+        // cut-off: refused too (seconds are all `iat` has).
+        if claims.iat().is_none_or(|iat| iat <= after) {
+            return Err(Denied::IssuedBeforeRevocation {
+                user: user.name.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Checks revocation for a verified token's claims by reading the store (the CLI's path).
+/// The outer error is the store failing.
 pub async fn check_revocation(
     model: &Model,
     claims: &Claims,
 ) -> Result<Result<(), Denied>, StoreError> {
-    if let Some(jti) = claims.jti() {
-        let revoked = match crate::store::check_name(Kind::Revocation, jti) {
-            Ok(()) => model.get::<Revocation>(Kind::Revocation, jti).await?,
-            // A jti jwtgate could not have stored cannot be on the denylist.
-            Err(_) => None,
-        };
-        if revoked.is_some() {
-            return Ok(Err(Denied::RevokedJti { jti: jti.into() }));
+    // A jti or name jwtgate could not have stored cannot be in the store.
+    let revoked = match claims.jti() {
+        Some(jti) if check_name(Kind::Revocation, jti).is_ok() => model
+            .get::<Revocation>(Kind::Revocation, jti)
+            .await?
+            .is_some(),
+        _ => false,
+    };
+    let user = match claims.sub() {
+        Some(name) if check_name(Kind::User, name).is_ok() => {
+            model.get::<User>(Kind::User, name).await?.map(|v| v.value)
+        }
+        _ => None,
+    };
+    Ok(decide(claims, revoked, user.as_ref()))
+}
+
+/// The server's in-memory copy of users, roles and revocations, kept current from the
+/// store's change stream, so a request never waits on the store.
+#[derive(Clone, Debug, Default)]
+pub struct Directory {
+    users: HashMap<String, User>,
+    roles: HashMap<String, Role>,
+    revoked: HashSet<String>,
+}
+
+impl Directory {
+    pub async fn load(model: &Model) -> Result<Directory, StoreError> {
+        let mut directory = Directory::default();
+        for user in model.list::<User>(Kind::User).await? {
+            directory.users.insert(user.name.clone(), user);
+        }
+        for role in model.list::<Role>(Kind::Role).await? {
+            directory.roles.insert(role.name.clone(), role);
+        }
+        for revocation in model.list::<Revocation>(Kind::Revocation).await? {
+            directory.revoked.insert(revocation.jti);
+        }
+        Ok(directory)
+    }
+
+    /// Re-reads one changed record. An unreadable record is dropped: what it granted is gone
+    /// (fail closed) until it is readable again.
+    pub async fn refresh(&mut self, model: &Model, kind: Kind, name: &str) {
+        match kind {
+            Kind::User => match model.get::<User>(kind, name).await {
+                Ok(Some(user)) => {
+                    self.users.insert(name.to_owned(), user.value);
+                }
+                _ => {
+                    self.users.remove(name);
+                }
+            },
+            Kind::Role => match model.get::<Role>(kind, name).await {
+                Ok(Some(role)) => {
+                    self.roles.insert(name.to_owned(), role.value);
+                }
+                _ => {
+                    self.roles.remove(name);
+                }
+            },
+            Kind::Revocation => match model.get::<Revocation>(kind, name).await {
+                // A revocation that cannot be read still revokes.
+                Ok(None) => {
+                    self.revoked.remove(name);
+                }
+                _ => {
+                    self.revoked.insert(name.to_owned());
+                }
+            },
+            Kind::Keyset | Kind::GateToken => {}
         }
     }
-    let Some(name) = claims.sub() else {
-        return Ok(Err(Denied::NoSubject));
-    };
-    let user = match crate::store::check_name(Kind::User, name) {
-        Ok(()) => model.get::<User>(Kind::User, name).await?,
-        Err(_) => None,
-    };
-    let Some(user) = user.map(|v| v.value) else {
-        return Ok(Err(Denied::UnknownUser { user: name.into() }));
-    };
-    if user.locked {
-        return Ok(Err(Denied::Locked { user: user.name }));
+
+    /// The revocation decision for a verified token; the user on success.
+    pub fn check(&self, claims: &Claims) -> Result<&User, Denied> {
+        let revoked = claims.jti().is_some_and(|jti| self.revoked.contains(jti));
+        let user = claims.sub().and_then(|name| self.users.get(name));
+        decide(claims, revoked, user)?;
+        user.ok_or(Denied::NoSubject)
     }
-    if let Some(after) = user.tokens_valid_after {
-        // Without `iat` the token's age is unknown: refused (fail closed).
-        if claims.iat().is_none_or(|iat| iat <= after) {
-            return Ok(Err(Denied::IssuedBeforeRevocation { user: user.name }));
+
+    /// Whether `roles` grant `permission` (`*` grants everything). A role that no longer
+    /// exists grants nothing.
+    pub fn allows(&self, roles: &[String], permission: &str) -> bool {
+        roles
+            .iter()
+            .filter_map(|name| self.roles.get(name))
+            .any(|role| role.permissions.iter().any(|p| p == "*" || p == permission))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(json: &str) -> Claims {
+        Claims::parse(json.as_bytes()).unwrap()
+    }
+
+    fn user(name: &str, roles: &[&str]) -> User {
+        User {
+            name: name.into(),
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+            ..User::default()
         }
     }
-    Ok(Ok(()))
+
+    #[test]
+    fn revocation_rules_table() {
+        let mut locked = user("ann", &[]);
+        locked.locked = true;
+        let mut cut = user("ann", &[]);
+        cut.tokens_valid_after = Some(100);
+        let ann = user("ann", &[]);
+        // (claims, jti denylisted, the user record, expected outcome)
+        type Case<'a> = (&'a str, bool, Option<&'a User>, Result<(), &'a str>);
+        let cases: &[Case] = &[
+            (r#"{"sub":"ann","iat":50}"#, false, Some(&ann), Ok(())),
+            (
+                r#"{"sub":"ann","jti":"j"}"#,
+                true,
+                Some(&ann),
+                Err("token_revoked"),
+            ),
+            (r#"{"iat":50}"#, false, Some(&ann), Err("no_subject")),
+            (r#"{"sub":"ann"}"#, false, None, Err("unknown_user")),
+            (r#"{"sub":"ann"}"#, false, Some(&locked), Err("user_locked")),
+            (
+                r#"{"sub":"ann","iat":100}"#,
+                false,
+                Some(&cut),
+                Err("token_revoked"),
+            ),
+            (r#"{"sub":"ann"}"#, false, Some(&cut), Err("token_revoked")),
+            (r#"{"sub":"ann","iat":101}"#, false, Some(&cut), Ok(())),
+        ];
+        for (json, revoked, user, want) in cases {
+            let got = decide(&claims(json), *revoked, *user).map_err(|d| d.code());
+            assert_eq!(got, *want, "{json}");
+        }
+    }
+
+    #[test]
+    fn permissions_come_from_current_roles_and_star_grants_all() {
+        let mut directory = Directory::default();
+        for (name, permissions) in [("admin", vec!["*"]), ("ops", vec!["vm.console"])] {
+            directory.roles.insert(
+                name.into(),
+                Role {
+                    name: name.into(),
+                    permissions: permissions.into_iter().map(String::from).collect(),
+                },
+            );
+        }
+        let allows = |roles: &[&str], p: &str| directory.allows(&user("u", roles).roles, p);
+        assert!(allows(&["admin"], "anything"));
+        assert!(allows(&["ops"], "vm.console"));
+        assert!(!allows(&["ops"], "vm.delete"));
+        assert!(!allows(&["gone"], "vm.console"));
+        assert!(!allows(&[], "vm.console"));
+    }
 }

@@ -2,11 +2,14 @@
 //! the store kept current from its change stream (today: the published signing keys, so a
 //! `jwtgate key rotate` shows up without a restart). Passed to handlers, never global.
 
-use std::sync::{Arc, RwLock};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 use anyhow::Result;
 use jwtgate_core::KeySet;
 
+use crate::access::Directory;
 use crate::config::Config;
 use crate::model::Model;
 use crate::store::Kind;
@@ -16,7 +19,38 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub model: Model,
     keys: Arc<RwLock<Arc<PublishedKeys>>>,
+    directory: Arc<RwLock<Directory>>,
+    /// Bumped on every change to users, roles, revocations or keys: cached verdicts from an
+    /// older generation are not used.
+    generation: Arc<AtomicU64>,
+    cache: Arc<Mutex<HashMap<String, Accepted>>>,
 }
+
+/// A token `/auth` accepted: what it needs to answer again without verifying.
+#[derive(Clone, Debug)]
+pub struct Accepted {
+    pub user: String,
+    pub roles: Vec<String>,
+    /// `exp`, if the token has one; the entry is not used at or after it.
+    pub exp: Option<i64>,
+    generation: u64,
+}
+
+impl Accepted {
+    /// A verdict just reached (not from the cache).
+    pub fn new(user: String, roles: Vec<String>, exp: Option<i64>) -> Accepted {
+        Accepted {
+            user,
+            roles,
+            exp,
+            generation: 0,
+        }
+    }
+}
+
+/// Cached verdicts kept at most; the cache is emptied when full (simple, and a refill costs
+/// one verification per token).
+const CACHE_ENTRIES: usize = 10_000;
 
 /// The signing keys as verifiers see them.
 pub struct PublishedKeys {
@@ -41,11 +75,71 @@ impl PublishedKeys {
 impl AppState {
     pub async fn new(config: Config, model: Model) -> Result<AppState> {
         let keys = PublishedKeys::load(&model).await?;
+        let directory = Directory::load(&model).await?;
         Ok(AppState {
             config: Arc::new(config),
             model,
             keys: Arc::new(RwLock::new(Arc::new(keys))),
+            directory: Arc::new(RwLock::new(directory)),
+            generation: Arc::new(AtomicU64::new(0)),
+            cache: Arc::new(Mutex::new(HashMap::new())),
         })
+    }
+
+    /// Runs `f` on the current directory.
+    pub fn with_directory<T>(&self, f: impl FnOnce(&Directory) -> T) -> T {
+        match self.directory.read() {
+            Ok(guard) => f(&guard),
+            Err(poisoned) => f(&poisoned.into_inner()),
+        }
+    }
+
+    /// A cached verdict for `token`, if it is from the current generation and unexpired.
+    pub fn cached(&self, token: &str, now: i64) -> Option<Accepted> {
+        let generation = self.generation.load(Ordering::Acquire);
+        let cache = self.cache.lock().ok()?;
+        cache
+            .get(token)
+            .filter(|a| a.generation == generation && a.exp.is_none_or(|exp| now < exp))
+            .cloned()
+    }
+
+    /// Remembers that `token` was accepted. `generation` is the one read before verifying,
+    /// so a change that landed meanwhile makes the entry stale at once.
+    pub fn remember(
+        &self,
+        token: &str,
+        user: String,
+        roles: Vec<String>,
+        exp: Option<i64>,
+        generation: u64,
+    ) {
+        if let Ok(mut cache) = self.cache.lock() {
+            if cache.len() >= CACHE_ENTRIES {
+                cache.clear();
+            }
+            cache.insert(
+                token.to_owned(),
+                Accepted {
+                    user,
+                    roles,
+                    exp,
+                    generation,
+                },
+            );
+        }
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Marks every cached verdict stale.
+    fn changed(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.clear();
+        }
     }
 
     /// The current published keys.
@@ -57,16 +151,27 @@ impl AppState {
         }
     }
 
-    /// Keeps the views current: reloads the keys whenever the keyset changes in the store
-    /// (written by this server or by the CLI).
+    /// Keeps the views current: reloads the keys when the keyset changes and the changed
+    /// record into the directory otherwise (written by this server or by the CLI), and makes
+    /// cached verdicts stale.
     pub fn spawn_refresh(&self) {
         let state = self.clone();
         let mut changes = self.model.store().watch();
         tokio::spawn(async move {
             while let Some(change) = changes.recv().await {
                 if change.kind != Kind::Keyset {
+                    let mut directory = state.with_directory(Directory::clone);
+                    directory
+                        .refresh(&state.model, change.kind, &change.name)
+                        .await;
+                    match state.directory.write() {
+                        Ok(mut slot) => *slot = directory,
+                        Err(poisoned) => *poisoned.into_inner() = directory,
+                    }
+                    state.changed();
                     continue;
                 }
+                state.changed();
                 match PublishedKeys::load(&state.model).await {
                     Ok(keys) => {
                         let mut slot = match state.keys.write() {

@@ -1,6 +1,7 @@
 //! The HTTP API: the router, with API routes under `[server] api_prefix` and health checks and
 //! `/.well-known` at the root. Every response that is not a success is `api::error::ApiError`.
 
+mod auth;
 pub mod error;
 mod health;
 mod jwks;
@@ -14,7 +15,9 @@ use crate::state::AppState;
 use error::ApiError;
 
 pub fn router(state: AppState) -> Router {
-    let api = Router::new().route("/jwks", get(jwks::jwks));
+    let api = Router::new()
+        .route("/jwks", get(jwks::jwks))
+        .route("/auth", get(auth::auth).post(auth::auth));
     let api = if state.config.api_prefix.is_empty() {
         api
     } else {

@@ -138,3 +138,105 @@ fn a_bad_config_file_is_a_usage_error_in_one_line() {
         r.stderr
     );
 }
+
+#[test]
+fn auth_accepts_a_valid_token_from_every_place_it_may_come_from() {
+    let cli = Cli::new();
+    cli.run(&["user", "add", "bot:api:pw"]).ok();
+    let token = cli.run(&["token", "issue", "bot"]).ok();
+    let token = token.trim();
+    let server = cli.serve(&[]);
+    let bearer = format!("Bearer {token}");
+    let cookie = format!("theme=dark; jwtgate_session={token}");
+    for headers in [
+        vec![("Authorization", bearer.as_str())],
+        vec![("Authorization", token)],
+        vec![("X-Auth-Token", token)],
+        vec![("Cookie", cookie.as_str())],
+    ] {
+        for method in ["GET", "POST"] {
+            let r = server.request(method, "/auth", &headers, "");
+            assert_eq!(r.status, 200, "{headers:?}: {r:?}");
+            assert_eq!(
+                r.json(),
+                serde_json::json!({"permission": null, "success": true, "user": "bot"})
+            );
+            assert_eq!(r.header("x-auth-user"), Some("bot"));
+            assert_eq!(r.header("x-auth-roles"), Some("api"));
+        }
+    }
+}
+
+#[test]
+fn auth_refuses_missing_and_bad_tokens_with_a_bearer_challenge() {
+    let cli = Cli::new();
+    let server = cli.serve(&[]);
+    let r = server.get("/auth");
+    assert_eq!(r.status, 401);
+    assert_eq!(r.header("www-authenticate"), Some("Bearer"));
+    assert_eq!(r.json()["error"], "missing_token");
+    let r = server.request("GET", "/auth", &[("Authorization", "Bearer a.b")], "");
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some("Bearer error=\"invalid_token\", error_description=\"token must have 3 dot-separated segments, found 2\"")
+    );
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"error": "malformed_segments", "message": "token must have 3 dot-separated segments, found 2"})
+    );
+}
+
+#[test]
+fn auth_checks_permissions_against_the_users_current_roles() {
+    let cli = Cli::new();
+    cli.run(&["role", "set", "ops", "vm.console"]).ok();
+    cli.run(&["user", "add", "ann:ops:pw"]).ok();
+    let token = cli.run(&["token", "issue", "ann"]).ok();
+    let bearer = format!("Bearer {}", token.trim());
+    let server = cli.serve(&[]);
+    let auth = [("Authorization", bearer.as_str())];
+    let with = |permission: &str| {
+        let mut headers = auth.to_vec();
+        headers.push(("X-Permission", permission));
+        server.request("GET", "/auth", &headers, "")
+    };
+    let r = with("vm.console");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["permission"], "vm.console");
+    let r = with("vm.delete");
+    assert_eq!(r.status, 403);
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"error": "permission_denied", "message": "user 'ann' lacks the permission 'vm.delete'"})
+    );
+    let r = server.request("GET", "/auth?permission=vm.console", &auth, "");
+    assert_eq!(r.status, 200);
+}
+
+#[test]
+fn a_lock_by_the_cli_reaches_auth_on_a_running_server() {
+    let cli = Cli::new();
+    cli.run(&["user", "add", "bot:api:pw"]).ok();
+    let token = cli.run(&["token", "issue", "bot"]).ok();
+    let bearer = format!("Bearer {}", token.trim());
+    let server = cli.serve(&[]);
+    let auth = [("Authorization", bearer.as_str())];
+    // Twice: the second answer comes from the verdict cache.
+    assert_eq!(server.request("GET", "/auth", &auth, "").status, 200);
+    assert_eq!(server.request("GET", "/auth", &auth, "").status, 200);
+    cli.run(&["user", "lock", "bot"]).ok();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = server.request("GET", "/auth", &auth, "");
+        if r.status == 401 {
+            assert_eq!(r.json()["error"], "user_locked");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still accepted 10 s after the lock"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -1,0 +1,160 @@
+//! `GET|POST /auth`, the forward-auth check for nginx `auth_request`, Traefik, Caddy and Envoy:
+//! the token (Bearer, bare, `X-Auth-Token` or the session cookie) is verified, checked against
+//! revocation and, when asked (`X-Permission` or `?permission=`), against the user's current
+//! roles. Accepted tokens are cached until their `exp` or the next change to the directory.
+
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use jwtgate_core::{verify, Rules};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::error::ApiError;
+use crate::state::AppState;
+
+/// The session cookie `/login` will set.
+pub const SESSION_COOKIE: &str = "jwtgate_session";
+
+#[derive(Debug, Deserialize)]
+pub struct AuthQuery {
+    permission: Option<String>,
+}
+
+pub async fn auth(
+    State(state): State<AppState>,
+    Query(query): Query<AuthQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let permission = headers
+        .get("x-permission")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or(query.permission)
+        .filter(|p| !p.is_empty());
+    let Some(token) = token_from(&headers) else {
+        return challenge(
+            "missing_token",
+            "no token: send `Authorization: Bearer <token>`, `X-Auth-Token`, or the session cookie",
+            false,
+        );
+    };
+    let now = crate::cli::now();
+    let accepted = match state.cached(token, now) {
+        Some(accepted) => accepted,
+        None => {
+            let generation = state.generation();
+            let keys = state.keys();
+            // jwtgate issues tokens without exp on request (revocable); its own iss only.
+            let rules = Rules::default()
+                .issuer(state.config.issuer.clone())
+                .allow_missing_exp();
+            let verified = match verify(token, &keys.keyset, &rules, now) {
+                Ok(verified) => verified,
+                Err(reject) => return challenge(reject.code(), &reject.to_string(), true),
+            };
+            let user = state.with_directory(|d| {
+                d.check(&verified.claims)
+                    .map(|u| (u.name.clone(), u.roles.clone()))
+            });
+            let (user, roles) = match user {
+                Ok(found) => found,
+                Err(denied) => return challenge(denied.code(), &denied.to_string(), true),
+            };
+            let exp = verified.claims.exp();
+            state.remember(token, user.clone(), roles.clone(), exp, generation);
+            crate::state::Accepted::new(user, roles, exp)
+        }
+    };
+    if let Some(permission) = &permission {
+        if !state.with_directory(|d| d.allows(&accepted.roles, permission)) {
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                "permission_denied",
+                format!(
+                    "user '{}' lacks the permission '{permission}'",
+                    accepted.user
+                ),
+            )
+            .into_response();
+        }
+    }
+    let mut response = Json(json!({
+        "permission": permission,
+        "success": true,
+        "user": accepted.user,
+    }))
+    .into_response();
+    let headers = response.headers_mut();
+    if let Ok(user) = HeaderValue::from_str(&accepted.user) {
+        headers.insert("x-auth-user", user);
+    }
+    if let Ok(roles) = HeaderValue::from_str(&accepted.roles.join(",")) {
+        headers.insert("x-auth-roles", roles);
+    }
+    response
+}
+
+/// The token from `Authorization` (Bearer, or a bare token), `X-Auth-Token`, or the cookie.
+fn token_from(headers: &HeaderMap) -> Option<&str> {
+    let value = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    if let Some(authorization) = value(header::AUTHORIZATION.as_str()) {
+        let authorization = authorization.trim();
+        let token = match authorization.split_once(' ') {
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
+            Some(_) => "",
+            None => authorization,
+        };
+        if !token.is_empty() {
+            return Some(token);
+        }
+    }
+    if let Some(token) = value("x-auth-token")
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    {
+        return Some(token);
+    }
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, token)| token)
+        .filter(|t| !t.is_empty())
+}
+
+/// A 401 with the RFC 6750 challenge; `invalid` adds `error="invalid_token"` and the reason.
+fn challenge(code: &'static str, reason: &str, invalid: bool) -> Response {
+    let mut response =
+        ApiError::new(StatusCode::UNAUTHORIZED, code, reason.to_owned()).into_response();
+    let value = if invalid {
+        // Quoted-string: no '"' or '\' inside, no control characters.
+        let reason: String = reason
+            .chars()
+            .map(|c| {
+                if c == '"' || c == '\\' || c.is_control() {
+                    '\''
+                } else {
+                    c
+                }
+            })
+            .collect();
+        format!("Bearer error=\"invalid_token\", error_description=\"{reason}\"")
+    } else {
+        "Bearer".to_owned()
+    };
+    if let Ok(value) = HeaderValue::from_str(&value) {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, value);
+    }
+    response
+}
