@@ -7,6 +7,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod init;
+pub mod issuer;
 pub mod model;
 pub mod state;
 pub mod store;

@@ -14,7 +14,8 @@ use serde_json::{Map, Value};
 
 use super::{block_on, load_key_file, now, parse_alg, usage, DataDir, KeyFileOptions, Need};
 use crate::access::check_revocation;
-use crate::model::{Keyset, Revocation, User, KEYSET};
+use crate::issuer;
+use crate::model::{Revocation, User};
 use crate::store::{check_name, Kind, StoreError};
 
 #[derive(Debug, Subcommand)]
@@ -183,68 +184,25 @@ async fn issue(args: IssueArgs, data: &DataDir) -> Result<ExitCode> {
         bail!("unknown user '{}'", args.user);
     };
     let user = user.value;
-    if user.locked {
-        bail!("user '{}' is locked; unlock them first", user.name);
-    }
     if !user.roles.iter().any(|r| r == "api") {
         eprintln!(
             "warning: user '{}' does not have the 'api' role (tokens for scripts usually go to api users)",
             user.name
         );
     }
-    // A token issued in the second of a revocation (or of the user's creation) would count as
-    // revoked (`iat` <= `tokens_valid_after`, seconds being all `iat` has), so wait it out.
-    let now = after(user.tokens_valid_after).await?;
-    let exp = ttl.map(|secs| now.saturating_add(secs));
-    let mut jti = [0u8; 16];
-    jwtgate_core::random::fill(&mut jti)?;
-    let mut claims = extra;
-    claims.insert("iss".into(), Value::from(ISSUER));
-    claims.insert("sub".into(), Value::from(user.name.clone()));
-    match args.aud.as_slice() {
-        [] => {}
-        [one] => {
-            claims.insert("aud".into(), Value::from(one.clone()));
-        }
-        many => {
-            claims.insert("aud".into(), Value::from(many.to_vec()));
-        }
-    }
-    claims.insert("iat".into(), Value::from(now));
-    claims.insert("nbf".into(), Value::from(now));
-    if let Some(exp) = exp {
-        claims.insert("exp".into(), Value::from(exp));
-    }
-    // Hex, so every jti is a valid record name and can be revoked.
-    let jti: String = jti.iter().map(|b| format!("{b:02x}")).collect();
-    claims.insert("jti".into(), Value::from(jti));
-    claims.insert("roles".into(), Value::from(user.roles.clone()));
-    let keyset = model
-        .update::<Keyset, anyhow::Error, _>(Kind::Keyset, KEYSET, |ks| {
-            ks.note_signed(exp);
-            Ok(())
-        })
-        .await?;
-    let key = keyset.active_key()?;
-    println!("{}", sign(&claims, &key)?);
+    let issued = issuer::issue(
+        &model,
+        &user,
+        issuer::Request {
+            issuer: ISSUER,
+            ttl,
+            audiences: &args.aud,
+            extra,
+        },
+    )
+    .await?;
+    println!("{}", issued.token);
     Ok(ExitCode::SUCCESS)
-}
-
-/// The current time, once it is past `cutoff` (at most about a second's wait).
-async fn after(cutoff: Option<i64>) -> Result<i64> {
-    let Some(cutoff) = cutoff else {
-        return Ok(now());
-    };
-    if cutoff > now() + 5 {
-        bail!("the user's tokens_valid_after ({cutoff}) is in the future; is the clock right?");
-    }
-    loop {
-        let now = now();
-        if now > cutoff {
-            return Ok(now);
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
 }
 
 /// `--ttl`: seconds, or `None` for `never`.
