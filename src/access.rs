@@ -148,6 +148,10 @@ impl Directory {
         }
     }
 
+    pub fn user(&self, name: &str) -> Option<&User> {
+        self.users.get(name)
+    }
+
     /// The revocation decision for a verified token; the user on success.
     pub fn check(&self, claims: &Claims) -> Result<&User, Denied> {
         let revoked = claims.jti().is_some_and(|jti| self.revoked.contains(jti));

@@ -14,6 +14,21 @@ use serde::Deserialize;
 pub struct RawConfig {
     #[serde(default)]
     pub server: RawServer,
+    #[serde(default)]
+    pub login: RawLogin,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLogin {
+    /// Token lifetime when the client sends no `X-Expire-Seconds`.
+    pub default_expire_seconds: Option<i64>,
+    /// The longest lifetime a client may ask for.
+    pub max_expire_seconds: Option<i64>,
+    /// The audiences a client may ask for with `X-Audience`.
+    pub audiences: Option<Vec<String>>,
+    /// How long a TOTP challenge (428) can be answered.
+    pub totp_challenge_seconds: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -37,6 +52,15 @@ pub struct Config {
     pub api_prefix: String,
     pub issuer: String,
     pub public_url: Option<String>,
+    pub login: Login,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Login {
+    pub default_expire_seconds: i64,
+    pub max_expire_seconds: i64,
+    pub audiences: Vec<String>,
+    pub totp_challenge_seconds: i64,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -93,11 +117,33 @@ impl Config {
                 bail!("public_url '{url}' must start with http:// or https://");
             }
         }
+        let max_expire_seconds = raw.login.max_expire_seconds.unwrap_or(7 * 24 * 3600);
+        let default_expire_seconds = raw.login.default_expire_seconds.unwrap_or(3600);
+        if !(1..=10 * 366 * 24 * 3600).contains(&max_expire_seconds) {
+            bail!("login.max_expire_seconds must be between 1 and ten years");
+        }
+        if !(1..=max_expire_seconds).contains(&default_expire_seconds) {
+            bail!("login.default_expire_seconds must be between 1 and login.max_expire_seconds ({max_expire_seconds})");
+        }
+        let totp_challenge_seconds = raw.login.totp_challenge_seconds.unwrap_or(180);
+        if !(1..=3600).contains(&totp_challenge_seconds) {
+            bail!("login.totp_challenge_seconds must be between 1 and 3600");
+        }
+        let audiences = raw.login.audiences.unwrap_or_default();
+        if audiences.iter().any(|a| a.trim().is_empty()) {
+            bail!("login.audiences must not contain an empty audience");
+        }
         Ok(Config {
             listen,
             api_prefix,
             issuer,
             public_url,
+            login: Login {
+                default_expire_seconds,
+                max_expire_seconds,
+                audiences,
+                totp_challenge_seconds,
+            },
         })
     }
 }
@@ -139,6 +185,12 @@ mod tests {
             ),
             ("[server]\nlisten_on = \"x\"", "unknown field `listen_on`"),
             ("[sever]", "unknown field `sever`"),
+            ("[login]\nmax_expire_seconds = 0", "between 1 and ten years"),
+            (
+                "[login]\nmax_expire_seconds = 60\ndefault_expire_seconds = 61",
+                "between 1 and login.max_expire_seconds (60)",
+            ),
+            ("[login]\naudiences = [\"\"]", "empty audience"),
         ] {
             let err = format!("{:#}", parse(text).unwrap_err());
             assert!(err.contains(want), "{text}: {err}");

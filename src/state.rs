@@ -24,7 +24,25 @@ pub struct AppState {
     /// older generation are not used.
     generation: Arc<AtomicU64>,
     cache: Arc<Mutex<HashMap<String, Accepted>>>,
+    challenges: Arc<Mutex<HashMap<String, Challenge>>>,
+    /// A hash of a random password, checked for unknown users so that they cost what a real
+    /// user costs (no user enumeration by timing).
+    dummy_hash: Arc<str>,
 }
+
+/// A pending TOTP challenge (`428` from `/login`), answered once at `/totp/validate`.
+#[derive(Clone, Debug)]
+pub struct Challenge {
+    pub user: String,
+    pub expires: i64,
+    /// The token lifetime the login asked for.
+    pub ttl: i64,
+    pub audience: Option<String>,
+}
+
+/// Pending challenges kept at most; the oldest expire first, so a full table drops expired ones
+/// and then refuses new ones rather than growing without bound.
+const CHALLENGES: usize = 10_000;
 
 /// A token `/auth` accepted: what it needs to answer again without verifying.
 #[derive(Clone, Debug)]
@@ -76,6 +94,11 @@ impl AppState {
     pub async fn new(config: Config, model: Model) -> Result<AppState> {
         let keys = PublishedKeys::load(&model).await?;
         let directory = Directory::load(&model).await?;
+        let dummy_hash = tokio::task::spawn_blocking(|| {
+            let password = crate::init::generate_password()?;
+            Ok::<_, anyhow::Error>(jwtgate_core::password::hash(&password)?)
+        })
+        .await??;
         Ok(AppState {
             config: Arc::new(config),
             model,
@@ -83,7 +106,38 @@ impl AppState {
             directory: Arc::new(RwLock::new(directory)),
             generation: Arc::new(AtomicU64::new(0)),
             cache: Arc::new(Mutex::new(HashMap::new())),
+            challenges: Arc::new(Mutex::new(HashMap::new())),
+            dummy_hash: dummy_hash.into(),
         })
+    }
+
+    pub fn dummy_hash(&self) -> &str {
+        &self.dummy_hash
+    }
+
+    /// Stores a challenge; returns its id (128 random bits, hex).
+    pub fn new_challenge(&self, challenge: Challenge) -> String {
+        let mut random = [0u8; 16];
+        // Without randomness no challenge can be safe: an id nobody can answer.
+        if jwtgate_core::random::fill(&mut random).is_err() {
+            return String::new();
+        }
+        let id: String = random.iter().map(|b| format!("{b:02x}")).collect();
+        if let Ok(mut table) = self.challenges.lock() {
+            let now = crate::cli::now();
+            if table.len() >= CHALLENGES {
+                table.retain(|_, c| c.expires > now);
+            }
+            if table.len() < CHALLENGES {
+                table.insert(id.clone(), challenge);
+            }
+        }
+        id
+    }
+
+    /// Removes and returns a challenge: each can be answered once.
+    pub fn take_challenge(&self, id: &str) -> Option<Challenge> {
+        self.challenges.lock().ok()?.remove(id)
     }
 
     /// Runs `f` on the current directory.

@@ -46,9 +46,12 @@ pub async fn auth(
         None => {
             let generation = state.generation();
             let keys = state.keys();
-            // jwtgate issues tokens without exp on request (revocable); its own iss only.
+            // jwtgate issues tokens without exp on request (revocable), and with an audience
+            // only when the client asked for one of the configured ones; its own iss only.
             let rules = Rules::default()
                 .issuer(state.config.issuer.clone())
+                .audiences(state.config.login.audiences.clone())
+                .allow_missing_audience()
                 .allow_missing_exp();
             let verified = match verify(token, &keys.keyset, &rules, now) {
                 Ok(verified) => verified,

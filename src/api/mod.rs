@@ -5,10 +5,11 @@ mod auth;
 pub mod error;
 mod health;
 mod jwks;
+mod login;
 
 use axum::extract::Request;
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 
 use crate::state::AppState;
@@ -17,7 +18,9 @@ use error::ApiError;
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/jwks", get(jwks::jwks))
-        .route("/auth", get(auth::auth).post(auth::auth));
+        .route("/auth", get(auth::auth).post(auth::auth))
+        .route("/login", post(login::login))
+        .route("/totp/validate", post(login::totp_validate));
     let api = if state.config.api_prefix.is_empty() {
         api
     } else {

@@ -5,6 +5,7 @@
 mod cli;
 mod harness;
 mod interop;
+mod login;
 mod serve;
 mod store;
 mod users;

@@ -345,6 +345,9 @@ pub struct Rules {
     pub leeway: u64,
     /// Claims that must be present. `exp` is required by default (SPEC §6).
     pub required: Vec<Registered>,
+    /// With `audiences` set: accept a token that names no audience at all (one that names
+    /// some must still name an accepted one).
+    pub audience_optional: bool,
 }
 
 impl Default for Rules {
@@ -354,6 +357,7 @@ impl Default for Rules {
             audiences: Vec::new(),
             leeway: 60,
             required: vec![Registered::Exp],
+            audience_optional: false,
         }
     }
 }
@@ -387,6 +391,13 @@ impl Rules {
 
     /// Accepts tokens without `exp`. Only for issuers that deliberately mint non-expiring,
     /// revocable tokens (ClusterCockpit's API tokens, `--ttl never`).
+    /// Accepts tokens without `aud` even when `audiences` is set (a server whose own tokens
+    /// name an audience only when the client asked for one).
+    pub fn allow_missing_audience(mut self) -> Self {
+        self.audience_optional = true;
+        self
+    }
+
     pub fn allow_missing_exp(mut self) -> Self {
         self.required.retain(|c| *c != Registered::Exp);
         self
@@ -444,6 +455,7 @@ impl Rules {
         match (self.audiences.is_empty(), claims.aud()) {
             (true, None) => None,
             (true, Some(_)) => Some(Failure::AudienceNotAccepted),
+            (false, None) if self.audience_optional => None,
             (false, None) => Some(Failure::Missing("aud")),
             (false, Some(mut got)) => {
                 let accepted = got.any(|a| self.audiences.iter().any(|e| e == a));
@@ -655,6 +667,20 @@ mod tests {
         assert!(matches!(
             check(&rules, r#"{"aud":[1]}"#),
             Err(Reject::InvalidClaim { .. })
+        ));
+    }
+
+    #[test]
+    fn an_optional_audience_may_be_absent_but_not_wrong() {
+        let rules = Rules::default()
+            .allow_missing_exp()
+            .audiences(["api"])
+            .allow_missing_audience();
+        assert_eq!(check(&rules, "{}"), Ok(()));
+        assert_eq!(check(&rules, r#"{"aud":"api"}"#), Ok(()));
+        assert!(matches!(
+            check(&rules, r#"{"aud":"web"}"#),
+            Err(Reject::AudienceMismatch { .. })
         ));
     }
 

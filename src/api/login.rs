@@ -1,0 +1,302 @@
+//! `POST /login` (App Mesh's login: `Authorization: Basic`, `X-Expire-Seconds`, `X-Audience`,
+//! `X-Totp-Code`) and `POST /totp/validate` (the second step after a 428 TOTP challenge).
+//! Wrong password, unknown user and locked user get the same 401 after the same work: an
+//! unknown user's password is checked against a dummy hash. argon2 runs on the blocking pool.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::Engine;
+use jwtgate_core::totp::{Totp, TotpError};
+use serde::Deserialize;
+use serde_json::{json, Map};
+
+use super::auth::SESSION_COOKIE;
+use super::error::ApiError;
+use crate::issuer::{self, Request};
+use crate::model::User;
+use crate::state::{AppState, Challenge};
+use crate::store::{Kind, StoreError};
+
+pub async fn login(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match login_inner(&state, &headers).await {
+        Ok(response) => response,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn login_inner(state: &AppState, headers: &HeaderMap) -> Result<Response, ApiError> {
+    let (name, password) = basic_credentials(headers)?;
+    let ttl = expire_seconds(state, header_str(headers, "x-expire-seconds"))?;
+    let audience = audience(state, header_str(headers, "x-audience"))?;
+    let user = state.with_directory(|d| d.user(&name).cloned());
+    // The same argon2 work whether or not the user exists: no timing tells them apart.
+    let stored = user
+        .as_ref()
+        .map_or_else(|| state.dummy_hash().to_owned(), |u| u.password.clone());
+    let matches =
+        tokio::task::spawn_blocking(move || jwtgate_core::password::check(&password, &stored))
+            .await
+            .unwrap_or(false);
+    let user = match user {
+        Some(user) if matches && !user.locked => user,
+        _ => return Err(wrong_credentials()),
+    };
+    if user.totp.is_some() {
+        let Some(code) = header_str(headers, "x-totp-code") else {
+            return Ok(challenge(state, &user, ttl, audience));
+        };
+        use_totp_code(state, &user.name, code).await?;
+    }
+    issue(state, &user, ttl, audience).await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Validate {
+    user_name: String,
+    totp_code: String,
+    totp_challenge: String,
+    expire_seconds: Option<i64>,
+}
+
+pub async fn totp_validate(State(state): State<AppState>, body: Bytes) -> Response {
+    match validate_inner(&state, &body).await {
+        Ok(response) => response,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn validate_inner(state: &AppState, body: &[u8]) -> Result<Response, ApiError> {
+    let request: Validate = serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            format!("the body is not the expected JSON: {e}"),
+        )
+    })?;
+    let now = crate::cli::now();
+    // Single use: taken out whether or not what follows succeeds.
+    let challenge = state
+        .take_challenge(&request.totp_challenge)
+        .filter(|c| c.user == request.user_name && now < c.expires)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_challenge",
+                "the TOTP challenge is unknown, used, expired or for another user; log in again",
+            )
+        })?;
+    let ttl = match request.expire_seconds {
+        Some(secs) => expire_seconds(state, Some(&secs.to_string()))?,
+        None => challenge.ttl,
+    };
+    use_totp_code(state, &challenge.user, &request.totp_code).await?;
+    let user = state
+        .with_directory(|d| d.user(&challenge.user).cloned())
+        .filter(|u| !u.locked)
+        .ok_or_else(wrong_credentials)?;
+    issue(state, &user, ttl, challenge.audience).await
+}
+
+/// Checks `code` for the user and records its time step, so it cannot be used again. The
+/// check runs inside the compare-and-swap update: two logins racing with one code cannot
+/// both succeed.
+async fn use_totp_code(state: &AppState, name: &str, code: &str) -> Result<(), ApiError> {
+    let now = crate::cli::now();
+    let result = state
+        .model
+        .update::<User, LoginError, _>(Kind::User, name, |u| {
+            let totp_state = u.totp.as_mut().ok_or(LoginError::Totp(TotpError::Wrong))?;
+            let totp = Totp::from_secret_text(&totp_state.secret)
+                .ok_or(LoginError::Totp(TotpError::Wrong))?;
+            let step = totp
+                .check(code, now, totp_state.last_step)
+                .map_err(LoginError::Totp)?;
+            totp_state.last_step = Some(step);
+            Ok(())
+        })
+        .await;
+    match result {
+        Ok(_) => Ok(()),
+        Err(LoginError::Totp(TotpError::Replayed)) => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "totp_replayed",
+            "this TOTP code was already used; wait for the next one",
+        )),
+        Err(LoginError::Totp(_)) => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "totp_invalid",
+            "the TOTP code is wrong or expired",
+        )),
+        Err(LoginError::Store(e)) => Err(ApiError::unavailable(e.to_string())),
+    }
+}
+
+enum LoginError {
+    Totp(TotpError),
+    Store(StoreError),
+}
+
+impl From<StoreError> for LoginError {
+    fn from(e: StoreError) -> LoginError {
+        LoginError::Store(e)
+    }
+}
+
+async fn issue(
+    state: &AppState,
+    user: &User,
+    ttl: i64,
+    audience: Option<String>,
+) -> Result<Response, ApiError> {
+    let audiences: Vec<String> = audience.into_iter().collect();
+    let issued = issuer::issue(
+        &state.model,
+        user,
+        Request {
+            issuer: &state.config.issuer,
+            ttl: Some(ttl),
+            audiences: &audiences,
+            extra: Map::new(),
+        },
+    )
+    .await
+    .map_err(|e| ApiError::unavailable(format!("cannot issue a token: {e:#}")))?;
+    let body = json!({
+        "access_token": issued.token,
+        "token_type": "Bearer",
+        "expires_in": ttl,
+        "expire_seconds": ttl,
+        "expire_time": issued.exp,
+        "profile": { "name": user.name, "auth_time": issued.iat },
+    });
+    let mut response = Json(body).into_response();
+    let cookie = format!(
+        "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age={ttl}",
+        issued.token
+    );
+    if let Ok(cookie) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, cookie);
+    }
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// 428 with a single-use challenge for `POST /totp/validate`.
+fn challenge(state: &AppState, user: &User, ttl: i64, audience: Option<String>) -> Response {
+    let expires = crate::cli::now() + state.config.login.totp_challenge_seconds;
+    let id = state.new_challenge(Challenge {
+        user: user.name.clone(),
+        expires,
+        ttl,
+        audience,
+    });
+    let mut response = (
+        StatusCode::PRECONDITION_REQUIRED,
+        Json(json!({
+            "status": "TOTP_CHALLENGE_REQUIRED",
+            "totp_challenge": id,
+            "digits": 6,
+            "period": 30,
+            "expires": expires,
+        })),
+    )
+        .into_response();
+    if let Ok(value) = HeaderValue::from_str(&format!("TOTP challenge=\"{id}\"")) {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, value);
+    }
+    response
+}
+
+fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+}
+
+/// User name and password from `Authorization: Basic`; the password may contain ':'.
+fn basic_credentials(headers: &HeaderMap) -> Result<(String, String), ApiError> {
+    let Some(value) = header_str(headers, header::AUTHORIZATION.as_str()) else {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "missing_credentials",
+            "send the user name and password as `Authorization: Basic base64(name:password)`",
+        ));
+    };
+    let malformed = || {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_authorization",
+            "`Authorization` must be `Basic base64(name:password)`",
+        )
+    };
+    let encoded = match value.split_once(' ') {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("basic") => rest.trim(),
+        _ => return Err(malformed()),
+    };
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .map_err(|_| malformed())?;
+    let text = String::from_utf8(decoded).map_err(|_| malformed())?;
+    let (name, password) = text.split_once(':').ok_or_else(malformed)?;
+    Ok((name.to_owned(), password.to_owned()))
+}
+
+fn expire_seconds(state: &AppState, value: Option<&str>) -> Result<i64, ApiError> {
+    let login = &state.config.login;
+    let Some(value) = value else {
+        return Ok(login.default_expire_seconds);
+    };
+    let secs: i64 = value.parse().ok().filter(|s| *s > 0).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_expire_seconds",
+            format!("X-Expire-Seconds must be a positive number of seconds, not {value:?}"),
+        )
+    })?;
+    if secs > login.max_expire_seconds {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "expire_seconds_too_long",
+            format!(
+                "X-Expire-Seconds {secs} is over the limit of {} seconds",
+                login.max_expire_seconds
+            ),
+        ));
+    }
+    Ok(secs)
+}
+
+fn audience(state: &AppState, value: Option<&str>) -> Result<Option<String>, ApiError> {
+    match value {
+        None => Ok(None),
+        Some(aud) if state.config.login.audiences.iter().any(|a| a == aud) => {
+            Ok(Some(aud.to_owned()))
+        }
+        Some(aud) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "audience_not_allowed",
+            format!(
+                "X-Audience {aud:?} is not one of [{}]",
+                state.config.login.audiences.join(", ")
+            ),
+        )),
+    }
+}
+
+fn wrong_credentials() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "invalid_credentials",
+        "wrong user name or password",
+    )
+}

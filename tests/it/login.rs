@@ -1,0 +1,220 @@
+//! `POST /login` and `POST /totp/validate` over HTTP: Basic credentials, lifetimes, audiences,
+//! the TOTP challenge (single use, expiring) and replayed codes; every failure's status and body.
+
+use base64::Engine;
+use jwtgate_core::totp::Totp;
+
+use crate::harness::{Cli, Server};
+
+fn basic(name_and_password: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(name_and_password)
+    )
+}
+
+fn login(server: &Server, credentials: &str, extra: &[(&str, &str)]) -> crate::harness::Response {
+    let auth = basic(credentials);
+    let mut headers = vec![("Authorization", auth.as_str())];
+    headers.extend_from_slice(extra);
+    server.request("POST", "/login", &headers, "")
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+#[test]
+fn login_returns_a_token_and_cookie_that_auth_accepts() {
+    let cli = Cli::new();
+    cli.run(&["user", "add", "ann:user:pa:ss"]).ok();
+    let server = cli.serve(&[]);
+    let r = login(&server, "ann:pa:ss", &[]);
+    assert_eq!(r.status, 200, "{r:?}");
+    let body = r.json();
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["expires_in"], 3600);
+    assert_eq!(body["expire_seconds"], 3600);
+    assert_eq!(body["profile"]["name"], "ann");
+    let token = body["access_token"].as_str().unwrap();
+    let expire_time = body["expire_time"].as_i64().unwrap();
+    let auth_time = body["profile"]["auth_time"].as_i64().unwrap();
+    assert_eq!(expire_time - auth_time, 3600);
+    let cookie = r.header("set-cookie").unwrap();
+    assert!(
+        cookie.starts_with(&format!("jwtgate_session={token}; ")),
+        "{cookie}"
+    );
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    let bearer = format!("Bearer {token}");
+    let r = server.request("GET", "/auth", &[("Authorization", bearer.as_str())], "");
+    assert_eq!((r.status, r.json()["user"].clone()), (200, "ann".into()));
+}
+
+#[test]
+fn wrong_password_unknown_user_and_locked_user_get_the_same_401() {
+    let cli = Cli::new();
+    cli.run(&["user", "add", "ann:user:pw"]).ok();
+    cli.run(&["user", "add", "bob:user:pw"]).ok();
+    cli.run(&["user", "lock", "bob"]).ok();
+    let server = cli.serve(&[]);
+    let want = serde_json::json!({"error": "invalid_credentials", "message": "wrong user name or password"});
+    for credentials in ["ann:wrong", "nobody:pw", "bob:pw"] {
+        let r = login(&server, credentials, &[]);
+        assert_eq!((r.status, r.json()), (401, want.clone()), "{credentials}");
+    }
+    let r = server.request("POST", "/login", &[], "");
+    assert_eq!(
+        (r.status, r.json()["error"].clone()),
+        (401, "missing_credentials".into())
+    );
+    let r = server.request("POST", "/login", &[("Authorization", "Bearer x")], "");
+    assert_eq!(
+        (r.status, r.json()["error"].clone()),
+        (400, "malformed_authorization".into())
+    );
+}
+
+#[test]
+fn lifetimes_and_audiences_are_checked_against_the_configuration() {
+    let cli = Cli::new();
+    cli.run(&["user", "add", "ann:user:pw"]).ok();
+    let config = cli.write(
+        "jwtgate.toml",
+        "[login]\nmax_expire_seconds = 7200\naudiences = [\"api\"]\n",
+    );
+    let server = cli.serve(&["--config", config.to_str().unwrap()]);
+    let r = login(&server, "ann:pw", &[("X-Expire-Seconds", "7201")]);
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"error": "expire_seconds_too_long", "message": "X-Expire-Seconds 7201 is over the limit of 7200 seconds"})
+    );
+    let r = login(&server, "ann:pw", &[("X-Expire-Seconds", "soon")]);
+    assert_eq!(
+        (r.status, r.json()["error"].clone()),
+        (400, "invalid_expire_seconds".into())
+    );
+    let r = login(&server, "ann:pw", &[("X-Expire-Seconds", "60")]);
+    assert_eq!((r.status, r.json()["expires_in"].clone()), (200, 60.into()));
+    let r = login(&server, "ann:pw", &[("X-Audience", "web")]);
+    assert_eq!(
+        (r.status, r.json()["message"].clone()),
+        (400, "X-Audience \"web\" is not one of [api]".into())
+    );
+    let r = login(&server, "ann:pw", &[("X-Audience", "api")]);
+    assert_eq!(r.status, 200);
+    let bearer = format!("Bearer {}", r.json()["access_token"].as_str().unwrap());
+    let r = server.request("GET", "/auth", &[("Authorization", bearer.as_str())], "");
+    assert_eq!(r.status, 200, "{r:?}");
+}
+
+/// The user's TOTP, read from the data directory as a test can (the secret is shown once).
+fn totp_of(cli: &Cli, user: &str) -> Totp {
+    let path = cli.path(&format!("jwtgate-data/users/{user}.json"));
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    Totp::from_secret_text(doc["value"]["totp"]["secret"].as_str().unwrap()).unwrap()
+}
+
+#[test]
+fn totp_users_get_a_single_use_challenge_and_codes_work_once() {
+    let cli = Cli::new();
+    cli.run(&["user", "add", "ann:user:pw"]).ok();
+    cli.run(&["user", "totp", "enroll", "ann"]).ok();
+    let totp = totp_of(&cli, "ann");
+    let server = cli.serve(&[]);
+
+    let r = login(&server, "ann:pw", &[]);
+    assert_eq!(r.status, 428, "{r:?}");
+    let body = r.json();
+    assert_eq!(body["status"], "TOTP_CHALLENGE_REQUIRED");
+    assert_eq!(
+        (body["digits"].clone(), body["period"].clone()),
+        (6.into(), 30.into())
+    );
+    let challenge = body["totp_challenge"].as_str().unwrap().to_owned();
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some(format!("TOTP challenge=\"{challenge}\"").as_str())
+    );
+
+    // A wrong code consumes the challenge too.
+    let validate = |challenge: &str, code: &str| {
+        let body =
+            serde_json::json!({"user_name": "ann", "totp_code": code, "totp_challenge": challenge});
+        server.request(
+            "POST",
+            "/totp/validate",
+            &[("Content-Type", "application/json")],
+            &body.to_string(),
+        )
+    };
+    let wrong = if totp.code_at(now()) == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    let r = validate(&challenge, wrong);
+    assert_eq!(
+        (r.status, r.json()["error"].clone()),
+        (401, "totp_invalid".into())
+    );
+    let r = validate(&challenge, &totp.code_at(now()));
+    assert_eq!(
+        (r.status, r.json()["error"].clone()),
+        (401, "invalid_challenge".into())
+    );
+
+    let challenge = login(&server, "ann:pw", &[]).json()["totp_challenge"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let code = totp.code_at(now());
+    let r = validate(&challenge, &code);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.json()["access_token"].is_string());
+    // The same challenge again: refused. The same code again, directly: refused.
+    let r = validate(&challenge, &code);
+    assert_eq!(
+        (r.status, r.json()["error"].clone()),
+        (401, "invalid_challenge".into())
+    );
+    let r = login(&server, "ann:pw", &[("X-Totp-Code", &code)]);
+    assert_eq!(
+        (r.status, r.json()["error"].clone()),
+        (401, "totp_replayed".into())
+    );
+    let r = server.request("POST", "/totp/validate", &[], "{\"user_name\": ");
+    assert_eq!(
+        (r.status, r.json()["error"].clone()),
+        (400, "malformed_json".into())
+    );
+}
+
+#[test]
+fn an_expired_totp_challenge_is_refused() {
+    let cli = Cli::new();
+    cli.run(&["user", "add", "ann:user:pw"]).ok();
+    cli.run(&["user", "totp", "enroll", "ann"]).ok();
+    let totp = totp_of(&cli, "ann");
+    let config = cli.write("jwtgate.toml", "[login]\ntotp_challenge_seconds = 1\n");
+    let server = cli.serve(&["--config", config.to_str().unwrap()]);
+    let challenge = login(&server, "ann:pw", &[]).json()["totp_challenge"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let body = serde_json::json!({"user_name": "ann", "totp_code": totp.code_at(now()), "totp_challenge": challenge});
+    let r = server.request("POST", "/totp/validate", &[], &body.to_string());
+    assert_eq!(
+        (r.status, r.json()["error"].clone()),
+        (401, "invalid_challenge".into())
+    );
+}
