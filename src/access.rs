@@ -148,6 +148,10 @@ impl Directory {
         }
     }
 
+    pub fn revoke(&mut self, jti: &str) {
+        self.revoked.insert(jti.to_owned());
+    }
+
     pub fn user(&self, name: &str) -> Option<&User> {
         self.users.get(name)
     }

@@ -51,16 +51,20 @@ pub struct Accepted {
     pub roles: Vec<String>,
     /// `exp`, if the token has one; the entry is not used at or after it.
     pub exp: Option<i64>,
+    pub iat: Option<i64>,
+    pub jti: Option<String>,
     generation: u64,
 }
 
 impl Accepted {
-    /// A verdict just reached (not from the cache).
-    pub fn new(user: String, roles: Vec<String>, exp: Option<i64>) -> Accepted {
+    /// A verdict just reached (not from the cache), for `user` with `roles`.
+    pub fn new(user: String, roles: Vec<String>, claims: &jwtgate_core::Claims) -> Accepted {
         Accepted {
             user,
             roles,
-            exp,
+            exp: claims.exp(),
+            iat: claims.iat(),
+            jti: claims.jti().map(str::to_owned),
             generation: 0,
         }
     }
@@ -160,28 +164,25 @@ impl AppState {
 
     /// Remembers that `token` was accepted. `generation` is the one read before verifying,
     /// so a change that landed meanwhile makes the entry stale at once.
-    pub fn remember(
-        &self,
-        token: &str,
-        user: String,
-        roles: Vec<String>,
-        exp: Option<i64>,
-        generation: u64,
-    ) {
+    pub fn remember(&self, token: &str, accepted: &Accepted, generation: u64) {
         if let Ok(mut cache) = self.cache.lock() {
             if cache.len() >= CACHE_ENTRIES {
                 cache.clear();
             }
-            cache.insert(
-                token.to_owned(),
-                Accepted {
-                    user,
-                    roles,
-                    exp,
-                    generation,
-                },
-            );
+            let mut entry = accepted.clone();
+            entry.generation = generation;
+            cache.insert(token.to_owned(), entry);
         }
+    }
+
+    /// Denylists `jti` in this server's directory at once (the store has it already), so
+    /// the next request sees it without waiting for the change stream.
+    pub fn apply_revocation(&self, jti: &str) {
+        match self.directory.write() {
+            Ok(mut directory) => directory.revoke(jti),
+            Err(poisoned) => poisoned.into_inner().revoke(jti),
+        }
+        self.changed();
     }
 
     pub fn generation(&self) -> u64 {

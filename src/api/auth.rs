@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::error::ApiError;
-use crate::state::AppState;
+use crate::state::{Accepted, AppState};
 
 /// The session cookie `/login` will set.
 pub const SESSION_COOKIE: &str = "jwtgate_session";
@@ -33,42 +33,9 @@ pub async fn auth(
         .map(str::to_owned)
         .or(query.permission)
         .filter(|p| !p.is_empty());
-    let Some(token) = token_from(&headers) else {
-        return challenge(
-            "missing_token",
-            "no token: send `Authorization: Bearer <token>`, `X-Auth-Token`, or the session cookie",
-            false,
-        );
-    };
-    let now = crate::cli::now();
-    let accepted = match state.cached(token, now) {
-        Some(accepted) => accepted,
-        None => {
-            let generation = state.generation();
-            let keys = state.keys();
-            // jwtgate issues tokens without exp on request (revocable), and with an audience
-            // only when the client asked for one of the configured ones; its own iss only.
-            let rules = Rules::default()
-                .issuer(state.config.issuer.clone())
-                .audiences(state.config.login.audiences.clone())
-                .allow_missing_audience()
-                .allow_missing_exp();
-            let verified = match verify(token, &keys.keyset, &rules, now) {
-                Ok(verified) => verified,
-                Err(reject) => return challenge(reject.code(), &reject.to_string(), true),
-            };
-            let user = state.with_directory(|d| {
-                d.check(&verified.claims)
-                    .map(|u| (u.name.clone(), u.roles.clone()))
-            });
-            let (user, roles) = match user {
-                Ok(found) => found,
-                Err(denied) => return challenge(denied.code(), &denied.to_string(), true),
-            };
-            let exp = verified.claims.exp();
-            state.remember(token, user.clone(), roles.clone(), exp, generation);
-            crate::state::Accepted::new(user, roles, exp)
-        }
+    let accepted = match authenticate(&state, &headers, crate::cli::now()) {
+        Ok((_, accepted)) => accepted,
+        Err(response) => return *response,
     };
     if let Some(permission) = &permission {
         if !state.with_directory(|d| d.allows(&accepted.roles, permission)) {
@@ -97,6 +64,44 @@ pub async fn auth(
         headers.insert("x-auth-roles", roles);
     }
     response
+}
+
+/// The request's token, verified and checked against revocation (or found in the cache), or
+/// the 401 to answer with. Shared by `/auth`, `/logout` and `/token/renew`.
+pub(super) fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    now: i64,
+) -> Result<(String, Accepted), Box<Response>> {
+    let Some(token) = token_from(headers) else {
+        return Err(Box::new(challenge(
+            "missing_token",
+            "no token: send `Authorization: Bearer <token>`, `X-Auth-Token`, or the session cookie",
+            false,
+        )));
+    };
+    if let Some(accepted) = state.cached(token, now) {
+        return Ok((token.to_owned(), accepted));
+    }
+    let generation = state.generation();
+    let keys = state.keys();
+    // jwtgate issues tokens without exp on request (revocable), and with an audience only
+    // when the client asked for one of the configured ones; its own iss only.
+    let rules = Rules::default()
+        .issuer(state.config.issuer.clone())
+        .audiences(state.config.login.audiences.clone())
+        .allow_missing_audience()
+        .allow_missing_exp();
+    let verified = verify(token, &keys.keyset, &rules, now)
+        .map_err(|reject| Box::new(challenge(reject.code(), &reject.to_string(), true)))?;
+    let accepted = state
+        .with_directory(|d| {
+            d.check(&verified.claims)
+                .map(|u| Accepted::new(u.name.clone(), u.roles.clone(), &verified.claims))
+        })
+        .map_err(|denied| Box::new(challenge(denied.code(), &denied.to_string(), true)))?;
+    state.remember(token, &accepted, generation);
+    Ok((token.to_owned(), accepted))
 }
 
 /// The token from `Authorization` (Bearer, or a bare token), `X-Auth-Token`, or the cookie.
@@ -135,7 +140,7 @@ fn token_from(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// A 401 with the RFC 6750 challenge; `invalid` adds `error="invalid_token"` and the reason.
-fn challenge(code: &'static str, reason: &str, invalid: bool) -> Response {
+pub(super) fn challenge(code: &'static str, reason: &str, invalid: bool) -> Response {
     let mut response =
         ApiError::new(StatusCode::UNAUTHORIZED, code, reason.to_owned()).into_response();
     let value = if invalid {

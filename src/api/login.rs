@@ -50,7 +50,7 @@ async fn login_inner(state: &AppState, headers: &HeaderMap) -> Result<Response, 
         };
         use_totp_code(state, &user.name, code).await?;
     }
-    issue(state, &user, ttl, audience).await
+    respond_with_token(state, &user, ttl, audience).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -98,7 +98,7 @@ async fn validate_inner(state: &AppState, body: &[u8]) -> Result<Response, ApiEr
         .with_directory(|d| d.user(&challenge.user).cloned())
         .filter(|u| !u.locked)
         .ok_or_else(wrong_credentials)?;
-    issue(state, &user, ttl, challenge.audience).await
+    respond_with_token(state, &user, ttl, challenge.audience).await
 }
 
 /// Checks `code` for the user and records its time step, so it cannot be used again. The
@@ -146,7 +146,8 @@ impl From<StoreError> for LoginError {
     }
 }
 
-async fn issue(
+/// Issues a token to `user` and answers as `/login` does (body, session cookie).
+pub(super) async fn respond_with_token(
     state: &AppState,
     user: &User,
     ttl: i64,

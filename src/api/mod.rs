@@ -6,6 +6,7 @@ pub mod error;
 mod health;
 mod jwks;
 mod login;
+mod session;
 
 use axum::extract::Request;
 use axum::http::StatusCode;
@@ -20,7 +21,9 @@ pub fn router(state: AppState) -> Router {
         .route("/jwks", get(jwks::jwks))
         .route("/auth", get(auth::auth).post(auth::auth))
         .route("/login", post(login::login))
-        .route("/totp/validate", post(login::totp_validate));
+        .route("/totp/validate", post(login::totp_validate))
+        .route("/logout", post(session::logout))
+        .route("/token/renew", post(session::renew));
     let api = if state.config.api_prefix.is_empty() {
         api
     } else {

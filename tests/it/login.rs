@@ -218,3 +218,61 @@ fn an_expired_totp_challenge_is_refused() {
         (401, "invalid_challenge".into())
     );
 }
+
+#[test]
+fn logout_revokes_the_token_at_once_and_renew_replaces_it() {
+    let cli = Cli::new();
+    cli.run(&["user", "add", "ann:user:pw"]).ok();
+    let server = cli.serve(&[]);
+    let token_of =
+        |r: crate::harness::Response| r.json()["access_token"].as_str().unwrap().to_owned();
+    let auth = |token: &str| {
+        let bearer = format!("Bearer {token}");
+        server.request("GET", "/auth", &[("Authorization", bearer.as_str())], "")
+    };
+
+    // Renew: a new token of the same lifetime; the old one stops working at once.
+    let old = token_of(login(&server, "ann:pw", &[("X-Expire-Seconds", "600")]));
+    assert_eq!(auth(&old).status, 200);
+    let bearer = format!("Bearer {old}");
+    let r = server.request(
+        "POST",
+        "/token/renew",
+        &[("Authorization", bearer.as_str())],
+        "",
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["expires_in"], 600);
+    let new = token_of(r);
+    assert_ne!(new, old);
+    let r = auth(&old);
+    assert_eq!(
+        (r.status, r.json()["error"].clone()),
+        (401, "token_revoked".into())
+    );
+    assert_eq!(auth(&new).status, 200);
+
+    // Logout: the token is denylisted at once, and the cookie cleared.
+    let bearer = format!("Bearer {new}");
+    let r = server.request("POST", "/logout", &[("Authorization", bearer.as_str())], "");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"success": true, "message": "logged out"})
+    );
+    assert!(r.header("set-cookie").unwrap().contains("Max-Age=0"));
+    let r = auth(&new);
+    assert_eq!(
+        (r.status, r.json()["error"].clone()),
+        (401, "token_revoked".into())
+    );
+    // Logging out with a revoked token is a 401 too.
+    let r = server.request("POST", "/logout", &[("Authorization", bearer.as_str())], "");
+    assert_eq!(r.status, 401);
+    // The denylist is in the store: the CLI sees it too.
+    let out = cli.run(&["token", "verify", &new]);
+    assert!(
+        out.stdout.contains("invalid: token revoked (jti '"),
+        "{out:?}"
+    );
+}

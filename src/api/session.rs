@@ -1,0 +1,87 @@
+//! `POST /logout` (the presented token is denylisted until its `exp`) and `POST /token/renew`
+//! (a new token of the same lifetime, and the old one denylisted).
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use super::auth::{authenticate, SESSION_COOKIE};
+use super::error::ApiError;
+use super::login;
+use crate::model::Revocation;
+use crate::state::{Accepted, AppState};
+use crate::store::{Kind, StoreError};
+
+pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let now = crate::cli::now();
+    let accepted = match authenticate(&state, &headers, now) {
+        Ok((_, accepted)) => accepted,
+        Err(response) => return *response,
+    };
+    if let Err(e) = revoke(&state, &accepted, now).await {
+        return e.into_response();
+    }
+    let mut response = Json(json!({ "success": true, "message": "logged out" })).into_response();
+    let expired = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0");
+    if let Ok(cookie) = HeaderValue::from_str(&expired) {
+        response.headers_mut().insert(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+pub async fn renew(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let now = crate::cli::now();
+    let accepted = match authenticate(&state, &headers, now) {
+        Ok((_, accepted)) => accepted,
+        Err(response) => return *response,
+    };
+    let Some(user) = state.with_directory(|d| d.user(&accepted.user).cloned()) else {
+        return ApiError::new(StatusCode::UNAUTHORIZED, "unknown_user", "the user is gone")
+            .into_response();
+    };
+    // The same lifetime as the token renewed, within the login limits.
+    let login = &state.config.login;
+    let ttl = match (accepted.iat, accepted.exp) {
+        (Some(iat), Some(exp)) if exp > iat => (exp - iat).min(login.max_expire_seconds),
+        _ => login.default_expire_seconds,
+    };
+    let response = match login::respond_with_token(&state, &user, ttl, None).await {
+        Ok(response) => response,
+        Err(e) => return e.into_response(),
+    };
+    if let Err(e) = revoke(&state, &accepted, now).await {
+        return e.into_response();
+    }
+    response
+}
+
+/// Denylists the token's `jti` in the store and in this server's directory at once.
+async fn revoke(state: &AppState, accepted: &Accepted, now: i64) -> Result<(), ApiError> {
+    let Some(jti) = &accepted.jti else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "no_jti",
+            "this token has no jti, so it cannot be revoked alone; revoke the user's tokens",
+        ));
+    };
+    let entry = Revocation {
+        jti: jti.clone(),
+        revoked: now,
+        exp: accepted.exp,
+    };
+    match state.model.create(Kind::Revocation, jti, &entry).await {
+        Ok(()) | Err(StoreError::Exists { .. }) => {}
+        Err(StoreError::InvalidName { .. }) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "unrevocable_jti",
+                "this token's jti cannot be stored; revoke the user's tokens instead",
+            ))
+        }
+        Err(e) => return Err(ApiError::unavailable(e.to_string())),
+    }
+    state.apply_revocation(jti);
+    Ok(())
+}
