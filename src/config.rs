@@ -29,6 +29,11 @@ pub struct RawLogin {
     pub audiences: Option<Vec<String>>,
     /// How long a TOTP challenge (428) can be answered.
     pub totp_challenge_seconds: Option<i64>,
+    /// Failed logins allowed per user name, and per client address, within the window; then
+    /// 429 with `Retry-After` until the window ends.
+    pub max_failures_per_user: Option<u32>,
+    pub max_failures_per_ip: Option<u32>,
+    pub failure_window_seconds: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -61,6 +66,9 @@ pub struct Login {
     pub max_expire_seconds: i64,
     pub audiences: Vec<String>,
     pub totp_challenge_seconds: i64,
+    pub max_failures_per_user: u32,
+    pub max_failures_per_ip: u32,
+    pub failure_window_seconds: i64,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -129,6 +137,15 @@ impl Config {
         if !(1..=3600).contains(&totp_challenge_seconds) {
             bail!("login.totp_challenge_seconds must be between 1 and 3600");
         }
+        let max_failures_per_user = raw.login.max_failures_per_user.unwrap_or(5);
+        let max_failures_per_ip = raw.login.max_failures_per_ip.unwrap_or(20);
+        let failure_window_seconds = raw.login.failure_window_seconds.unwrap_or(60);
+        if max_failures_per_user == 0 || max_failures_per_ip == 0 {
+            bail!("login.max_failures_per_user and max_failures_per_ip must be at least 1");
+        }
+        if !(1..=86_400).contains(&failure_window_seconds) {
+            bail!("login.failure_window_seconds must be between 1 and 86400");
+        }
         let audiences = raw.login.audiences.unwrap_or_default();
         if audiences.iter().any(|a| a.trim().is_empty()) {
             bail!("login.audiences must not contain an empty audience");
@@ -143,6 +160,9 @@ impl Config {
                 max_expire_seconds,
                 audiences,
                 totp_challenge_seconds,
+                max_failures_per_user,
+                max_failures_per_ip,
+                failure_window_seconds,
             },
         })
     }

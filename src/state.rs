@@ -25,6 +25,7 @@ pub struct AppState {
     generation: Arc<AtomicU64>,
     cache: Arc<Mutex<HashMap<String, Accepted>>>,
     challenges: Arc<Mutex<HashMap<String, Challenge>>>,
+    pub throttle: Arc<crate::throttle::Throttle>,
     /// A hash of a random password, checked for unknown users so that they cost what a real
     /// user costs (no user enumeration by timing).
     dummy_hash: Arc<str>,
@@ -111,6 +112,7 @@ impl AppState {
             generation: Arc::new(AtomicU64::new(0)),
             cache: Arc::new(Mutex::new(HashMap::new())),
             challenges: Arc::new(Mutex::new(HashMap::new())),
+            throttle: Arc::default(),
             dummy_hash: dummy_hash.into(),
         })
     }

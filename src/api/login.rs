@@ -4,7 +4,9 @@
 //! unknown user's password is checked against a dummy hash. argon2 runs on the blocking pool.
 
 use axum::body::Bytes;
-use axum::extract::State;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -20,15 +22,91 @@ use crate::model::User;
 use crate::state::{AppState, Challenge};
 use crate::store::{Kind, StoreError};
 
-pub async fn login(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    match login_inner(&state, &headers).await {
+pub async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    let (name, password) = match basic_credentials(&headers) {
+        Ok(credentials) => credentials,
+        Err(e) => return e.into_response(),
+    };
+    let keys = Keys::new(&name, peer);
+    if let Err(response) = keys.check(&state) {
+        return *response;
+    }
+    match login_inner(&state, &headers, name, password).await {
         Ok(response) => response,
-        Err(e) => e.into_response(),
+        Err(e) => {
+            keys.count_failure(&state, &e);
+            e.into_response()
+        }
     }
 }
 
-async fn login_inner(state: &AppState, headers: &HeaderMap) -> Result<Response, ApiError> {
-    let (name, password) = basic_credentials(headers)?;
+/// The throttling keys of one attempt: the user name and the client address.
+struct Keys {
+    user: String,
+    ip: String,
+}
+
+impl Keys {
+    fn new(name: &str, peer: SocketAddr) -> Keys {
+        Keys {
+            user: format!("user:{name}"),
+            ip: format!("ip:{}", peer.ip()),
+        }
+    }
+
+    /// The 429 to answer when either key is over its limit.
+    fn check(&self, state: &AppState) -> Result<(), Box<Response>> {
+        let login = &state.config.login;
+        let now = crate::cli::now();
+        let window = login.failure_window_seconds;
+        let wait = [
+            state
+                .throttle
+                .check(&self.user, login.max_failures_per_user, window, now),
+            state
+                .throttle
+                .check(&self.ip, login.max_failures_per_ip, window, now),
+        ]
+        .into_iter()
+        .filter_map(Result::err)
+        .max();
+        let Some(wait) = wait else {
+            return Ok(());
+        };
+        let mut response = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_attempts",
+            format!("too many failed logins; retry in {wait} s"),
+        )
+        .into_response();
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(wait));
+        Err(Box::new(response))
+    }
+
+    /// Counts a refusal that a guesser could learn from (credentials, TOTP codes).
+    fn count_failure(&self, state: &AppState, error: &ApiError) {
+        if error.status != StatusCode::UNAUTHORIZED {
+            return;
+        }
+        let window = state.config.login.failure_window_seconds;
+        let now = crate::cli::now();
+        state.throttle.fail(&self.user, window, now);
+        state.throttle.fail(&self.ip, window, now);
+    }
+}
+
+async fn login_inner(
+    state: &AppState,
+    headers: &HeaderMap,
+    name: String,
+    password: String,
+) -> Result<Response, ApiError> {
     let ttl = expire_seconds(state, header_str(headers, "x-expire-seconds"))?;
     let audience = audience(state, header_str(headers, "x-audience"))?;
     let user = state.with_directory(|d| d.user(&name).cloned());
@@ -62,21 +140,36 @@ struct Validate {
     expire_seconds: Option<i64>,
 }
 
-pub async fn totp_validate(State(state): State<AppState>, body: Bytes) -> Response {
-    match validate_inner(&state, &body).await {
+pub async fn totp_validate(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    body: Bytes,
+) -> Response {
+    let request: Validate = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(e) => {
+            return ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "malformed_json",
+                format!("the body is not the expected JSON: {e}"),
+            )
+            .into_response()
+        }
+    };
+    let keys = Keys::new(&request.user_name, peer);
+    if let Err(response) = keys.check(&state) {
+        return *response;
+    }
+    match validate_inner(&state, request).await {
         Ok(response) => response,
-        Err(e) => e.into_response(),
+        Err(e) => {
+            keys.count_failure(&state, &e);
+            e.into_response()
+        }
     }
 }
 
-async fn validate_inner(state: &AppState, body: &[u8]) -> Result<Response, ApiError> {
-    let request: Validate = serde_json::from_slice(body).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "malformed_json",
-            format!("the body is not the expected JSON: {e}"),
-        )
-    })?;
+async fn validate_inner(state: &AppState, request: Validate) -> Result<Response, ApiError> {
     let now = crate::cli::now();
     // Single use: taken out whether or not what follows succeeds.
     let challenge = state

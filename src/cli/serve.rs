@@ -45,7 +45,8 @@ async fn serve(config: Config, data: &DataDir) -> Result<ExitCode> {
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr().context("no local address")?;
     eprintln!("jwtgate: listening on http://{addr}");
-    axum::serve(listener, api::router(state))
+    let app = api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown())
         .await
         .context("the server failed")?;

@@ -276,3 +276,36 @@ fn logout_revokes_the_token_at_once_and_renew_replaces_it() {
         "{out:?}"
     );
 }
+
+#[test]
+fn failed_logins_are_throttled_per_user_and_per_address_with_retry_after() {
+    let cli = Cli::new();
+    cli.run(&["user", "add", "ann:user:pw"]).ok();
+    let config = cli.write(
+        "jwtgate.toml",
+        "[login]\nmax_failures_per_user = 3\nmax_failures_per_ip = 6\nfailure_window_seconds = 2\n",
+    );
+    let server = cli.serve(&["--config", config.to_str().unwrap()]);
+    for _ in 0..3 {
+        assert_eq!(login(&server, "ann:wrong", &[]).status, 401);
+    }
+    // Even the right password waits now: the guesser cannot tell.
+    let r = login(&server, "ann:pw", &[]);
+    assert_eq!(r.status, 429, "{r:?}");
+    assert_eq!(r.json()["error"], "too_many_attempts");
+    let wait: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=2).contains(&wait), "{wait}");
+    std::thread::sleep(std::time::Duration::from_secs(wait));
+    assert_eq!(
+        login(&server, "ann:pw", &[]).status,
+        200,
+        "Retry-After is honoured"
+    );
+
+    // Per address: many names from one client.
+    for name in ["a", "b", "c", "d", "e", "f"] {
+        assert_eq!(login(&server, &format!("{name}:x"), &[]).status, 401);
+    }
+    let r = login(&server, "ann:pw", &[]);
+    assert_eq!(r.status, 429, "{r:?}");
+}
