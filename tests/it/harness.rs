@@ -170,7 +170,29 @@ impl Cli {
     }
 }
 
+/// A plain HTTP/1.1 client for any address (nginx, an upstream).
+pub struct Client {
+    addr: String,
+}
+
+impl Client {
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Response {
+        http_request(&self.addr, method, path, headers, body)
+    }
+}
+
 impl Server {
+    /// A client for another server at `addr`.
+    pub fn client(addr: String) -> Client {
+        Client { addr }
+    }
+
     pub fn get(&self, path: &str) -> Response {
         self.request("GET", path, &[], "")
     }
@@ -183,11 +205,22 @@ impl Server {
         headers: &[(&str, &str)],
         body: &str,
     ) -> Response {
+        http_request(&self.addr, method, path, headers, body)
+    }
+}
+
+fn http_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Response {
+    {
         use std::io::{Read, Write};
-        let mut stream = std::net::TcpStream::connect(&self.addr).unwrap();
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
         let mut request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n",
-            self.addr,
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
             body.len()
         );
         for (name, value) in headers {
@@ -224,7 +257,9 @@ impl Server {
             body,
         }
     }
+}
 
+impl Server {
     /// Sends SIGTERM and waits; returns the exit code and everything it wrote to stderr.
     pub fn stop(mut self) -> (i32, String) {
         let pid = self.child.id().to_string();

@@ -6,6 +6,7 @@ mod cli;
 mod harness;
 mod interop;
 mod login;
+mod nginx;
 mod serve;
 mod store;
 mod users;
