@@ -20,6 +20,8 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/jwks", get(jwks::jwks))
         .route("/auth", get(auth::auth).post(auth::auth))
+        // Envoy's ext_authz appends the original path to its check path.
+        .route("/auth/{*path}", get(auth::auth).post(auth::auth))
         .route("/login", post(login::login))
         .route("/totp/validate", post(login::totp_validate))
         .route("/logout", post(session::logout))

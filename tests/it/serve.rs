@@ -154,8 +154,12 @@ fn auth_accepts_a_valid_token_from_every_place_it_may_come_from() {
         vec![("X-Auth-Token", token)],
         vec![("Cookie", cookie.as_str())],
     ] {
-        for method in ["GET", "POST"] {
-            let r = server.request(method, "/auth", &headers, "");
+        for (method, path) in [
+            ("GET", "/auth"),
+            ("POST", "/auth"),
+            ("GET", "/auth/app/page"),
+        ] {
+            let r = server.request(method, path, &headers, "");
             assert_eq!(r.status, 200, "{headers:?}: {r:?}");
             assert_eq!(
                 r.json(),
