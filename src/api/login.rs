@@ -137,7 +137,25 @@ struct Validate {
     user_name: String,
     totp_code: String,
     totp_challenge: String,
+    /// A number, or (as App Mesh's documentation sends it) a string of digits.
+    #[serde(default, deserialize_with = "number_or_digits")]
     expire_seconds: Option<i64>,
+}
+
+fn number_or_digits<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Seconds {
+        Number(i64),
+        Text(String),
+    }
+    match Option::<Seconds>::deserialize(d)? {
+        None => Ok(None),
+        Some(Seconds::Number(n)) => Ok(Some(n)),
+        Some(Seconds::Text(text)) => text.trim().parse().map(Some).map_err(|_| {
+            serde::de::Error::custom(format!("expire_seconds {text:?} is not a number"))
+        }),
+    }
 }
 
 pub async fn totp_validate(
@@ -335,7 +353,9 @@ fn basic_credentials(headers: &HeaderMap) -> Result<(String, String), ApiError> 
     };
     let encoded = match value.split_once(' ') {
         Some((scheme, rest)) if scheme.eq_ignore_ascii_case("basic") => rest.trim(),
-        _ => return Err(malformed()),
+        Some(_) => return Err(malformed()),
+        // App Mesh's own clients send the base64 credentials without the scheme.
+        None => value,
     };
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(encoded)

@@ -309,3 +309,86 @@ fn failed_logins_are_throttled_per_user_and_per_address_with_retry_after() {
     let r = login(&server, "ann:pw", &[]);
     assert_eq!(r.status, 429, "{r:?}");
 }
+
+/// The App Mesh documentation's requests (`../shared/seeds/004_…`), as its clients send them:
+/// the login's `Authorization` is bare base64 (no `Basic`), `expire_seconds` a string. Over
+/// plain HTTP: TLS is not built yet.
+#[test]
+fn app_mesh_clients_work_unchanged_under_the_appmesh_prefix() {
+    let cli = Cli::new();
+    cli.run(&["role", "set", "viewer", "app-view"]).ok();
+    cli.run(&["user", "add", "mesh:viewer:pwd"]).ok();
+    let config = cli.write("jwtgate.toml", "[server]\napi_prefix = \"/appmesh\"\n");
+    let server = cli.serve(&["--config", config.to_str().unwrap()]);
+
+    // curl -X POST -H "Authorization:$(echo -n 'user:pwd' | base64)" -H "X-Expire-Seconds:2" …/appmesh/login
+    let credentials = base64::engine::general_purpose::STANDARD.encode("mesh:pwd");
+    let r = server.request(
+        "POST",
+        "/appmesh/login",
+        &[
+            ("Authorization", credentials.as_str()),
+            ("X-Expire-Seconds", "2"),
+        ],
+        "",
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let body = r.json();
+    for field in [
+        "access_token",
+        "expire_seconds",
+        "expire_time",
+        "profile",
+        "token_type",
+    ] {
+        assert!(!body[field].is_null(), "{field} in {body}");
+    }
+    assert_eq!(body["profile"]["name"], "mesh");
+    assert_eq!(body["expire_seconds"], 2);
+
+    // curl -s -X POST -H "Authorization:Bearer $JWT_TOKEN" -H "X-Permission:app-view" …/appmesh/auth
+    let bearer = format!("Bearer {}", body["access_token"].as_str().unwrap());
+    let r = server.request(
+        "POST",
+        "/appmesh/auth",
+        &[
+            ("Authorization", bearer.as_str()),
+            ("X-Permission", "app-view"),
+        ],
+        "",
+    );
+    assert_eq!(
+        (r.status, r.json()),
+        (
+            200,
+            serde_json::json!({"permission": "app-view", "success": true, "user": "mesh"})
+        )
+    );
+
+    // POST /appmesh/totp/validate with expire_seconds as a string.
+    cli.run(&["user", "totp", "enroll", "mesh"]).ok();
+    let totp = totp_of(&cli, "mesh");
+    // The running server learns of the enrolment from the store within a poll or two.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let r = loop {
+        let r = server.request(
+            "POST",
+            "/appmesh/login",
+            &[("Authorization", credentials.as_str())],
+            "",
+        );
+        if r.status != 200 || std::time::Instant::now() > deadline {
+            break r;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(r.status, 428, "{r:?}");
+    let challenge = r.json()["totp_challenge"].as_str().unwrap().to_owned();
+    let body = serde_json::json!({
+        "user_name": "mesh", "totp_code": totp.code_at(now()),
+        "totp_challenge": challenge, "expire_seconds": "360000",
+    });
+    let r = server.request("POST", "/appmesh/totp/validate", &[], &body.to_string());
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["expire_seconds"], 360000);
+}
