@@ -6,6 +6,7 @@
 use axum::body::Bytes;
 use std::net::SocketAddr;
 
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -161,8 +162,12 @@ fn number_or_digits<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64
 pub async fn totp_validate(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => return super::body_error(rejection).into_response(),
+    };
     let request: Validate = match serde_json::from_slice(&body) {
         Ok(request) => request,
         Err(e) => {

@@ -392,3 +392,17 @@ fn app_mesh_clients_work_unchanged_under_the_appmesh_prefix() {
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.json()["expire_seconds"], 360000);
 }
+
+#[test]
+fn an_oversized_body_gets_413_json() {
+    let cli = Cli::new();
+    cli.run(&["user", "add", "ann:user:pw"]).ok();
+    let server = cli.serve(&[]);
+    let body = format!("{{\"user_name\": \"{}\"}}", "a".repeat(70 * 1024));
+    let r = server.request("POST", "/totp/validate", &[], &body);
+    assert_eq!(r.status, 413, "{:?}", r.status);
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"error": "body_too_large", "message": "the request body is over the 65536-byte limit"})
+    );
+}
