@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod init;
 pub mod issuer;
+pub mod metrics;
 pub mod model;
 pub mod state;
 pub mod store;

@@ -26,6 +26,7 @@ pub struct AppState {
     cache: Arc<Mutex<HashMap<String, Accepted>>>,
     challenges: Arc<Mutex<HashMap<String, Challenge>>>,
     pub throttle: Arc<crate::throttle::Throttle>,
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// A hash of a random password, checked for unknown users so that they cost what a real
     /// user costs (no user enumeration by timing).
     dummy_hash: Arc<str>,
@@ -113,6 +114,7 @@ impl AppState {
             cache: Arc::new(Mutex::new(HashMap::new())),
             challenges: Arc::new(Mutex::new(HashMap::new())),
             throttle: Arc::default(),
+            metrics: Arc::default(),
             dummy_hash: dummy_hash.into(),
         })
     }

@@ -74,6 +74,7 @@ pub(super) fn authenticate(
     now: i64,
 ) -> Result<(String, Accepted), Box<Response>> {
     let Some(token) = token_from(headers) else {
+        state.metrics.check("missing_token");
         return Err(Box::new(challenge(
             "missing_token",
             "no token: send `Authorization: Bearer <token>`, `X-Auth-Token`, or the session cookie",
@@ -81,6 +82,8 @@ pub(super) fn authenticate(
         )));
     };
     if let Some(accepted) = state.cached(token, now) {
+        state.metrics.cache_hit();
+        state.metrics.check("accepted");
         return Ok((token.to_owned(), accepted));
     }
     let generation = state.generation();
@@ -92,14 +95,20 @@ pub(super) fn authenticate(
         .audiences(state.config.login.audiences.clone())
         .allow_missing_audience()
         .allow_missing_exp();
-    let verified = verify(token, &keys.keyset, &rules, now)
-        .map_err(|reject| Box::new(challenge(reject.code(), &reject.to_string(), true)))?;
+    let verified = verify(token, &keys.keyset, &rules, now).map_err(|reject| {
+        state.metrics.check(reject.code());
+        Box::new(challenge(reject.code(), &reject.to_string(), true))
+    })?;
     let accepted = state
         .with_directory(|d| {
             d.check(&verified.claims)
                 .map(|u| Accepted::new(u.name.clone(), u.roles.clone(), &verified.claims))
         })
-        .map_err(|denied| Box::new(challenge(denied.code(), &denied.to_string(), true)))?;
+        .map_err(|denied| {
+            state.metrics.check(denied.code());
+            Box::new(challenge(denied.code(), &denied.to_string(), true))
+        })?;
+    state.metrics.check("accepted");
     state.remember(token, &accepted, generation);
     Ok((token.to_owned(), accepted))
 }

@@ -1,6 +1,8 @@
-//! `/healthz` (the process answers) and `/readyz` (the store answers too).
+//! `/healthz` (the process answers), `/readyz` (the store answers too) and `/metrics`.
 
 use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::{json, Value};
 
@@ -8,6 +10,13 @@ use super::error::ApiError;
 use crate::model::KEYSET;
 use crate::state::AppState;
 use crate::store::Kind;
+
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+}
 
 pub async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))

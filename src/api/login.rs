@@ -97,6 +97,7 @@ impl Keys {
         }
         let window = state.config.login.failure_window_seconds;
         let now = crate::cli::now();
+        state.metrics.login_failure();
         state.throttle.fail(&self.user, window, now);
         state.throttle.fail(&self.ip, window, now);
     }

@@ -244,3 +244,36 @@ fn a_lock_by_the_cli_reaches_auth_on_a_running_server() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn metrics_count_requests_checks_cache_hits_and_login_failures() {
+    let cli = Cli::new();
+    cli.run(&["user", "add", "bot:api:pw"]).ok();
+    let token = cli.run(&["token", "issue", "bot"]).ok();
+    let bearer = format!("Bearer {}", token.trim());
+    let server = cli.serve(&[]);
+    let auth = [("Authorization", bearer.as_str())];
+    server.request("GET", "/auth", &auth, "");
+    server.request("GET", "/auth", &auth, "");
+    server.request("GET", "/auth", &[("Authorization", "Bearer x.y")], "");
+    server.request(
+        "POST",
+        "/login",
+        &[("Authorization", "Basic Ym90Ondyb25n")],
+        "",
+    );
+    let r = server.get("/metrics");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("text/plain; version=0.0.4"));
+    for line in [
+        "jwtgate_http_requests_total{route=\"/auth\",status=\"200\"} 2",
+        "jwtgate_http_requests_total{route=\"/auth\",status=\"401\"} 1",
+        "jwtgate_http_requests_total{route=\"/login\",status=\"401\"} 1",
+        "jwtgate_token_checks_total{outcome=\"accepted\"} 2",
+        "jwtgate_token_checks_total{outcome=\"malformed_segments\"} 1",
+        "jwtgate_auth_cache_hits_total 1",
+        "jwtgate_login_failures_total 1",
+    ] {
+        assert!(r.body.lines().any(|l| l == line), "{line} in\n{}", r.body);
+    }
+}

@@ -1,0 +1,89 @@
+//! Prometheus counters for `/metrics`: requests by route and status, token checks by outcome
+//! (accepted, or the refusal's code), failed logins, and verdict-cache hits.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(String, u16), u64>>,
+    checks: Mutex<BTreeMap<&'static str, u64>>,
+    login_failures: AtomicU64,
+    cache_hits: AtomicU64,
+}
+
+impl Metrics {
+    /// One request answered; `route` is the route's pattern (never the raw path, whose
+    /// variety would grow the table without bound).
+    pub fn request(&self, route: &str, status: u16) {
+        if let Ok(mut requests) = self.requests.lock() {
+            *requests.entry((route.to_owned(), status)).or_default() += 1;
+        }
+    }
+
+    /// One token check: `accepted`, or the code of the reason it was refused.
+    pub fn check(&self, outcome: &'static str) {
+        if let Ok(mut checks) = self.checks.lock() {
+            *checks.entry(outcome).or_default() += 1;
+        }
+    }
+
+    pub fn login_failure(&self) {
+        self.login_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn cache_hit(&self) {
+        self.cache_hits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The Prometheus text exposition format (version 0.0.4).
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        out.push_str("# HELP jwtgate_http_requests_total HTTP requests by route and status.\n");
+        out.push_str("# TYPE jwtgate_http_requests_total counter\n");
+        if let Ok(requests) = self.requests.lock() {
+            for ((route, status), n) in requests.iter() {
+                let _ = writeln!(
+                    out,
+                    "jwtgate_http_requests_total{{route=\"{}\",status=\"{status}\"}} {n}",
+                    escape(route)
+                );
+            }
+        }
+        out.push_str("# HELP jwtgate_token_checks_total Token checks by outcome (accepted, or why refused).\n");
+        out.push_str("# TYPE jwtgate_token_checks_total counter\n");
+        if let Ok(checks) = self.checks.lock() {
+            for (outcome, n) in checks.iter() {
+                let _ = writeln!(
+                    out,
+                    "jwtgate_token_checks_total{{outcome=\"{outcome}\"}} {n}"
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP jwtgate_login_failures_total Failed logins (credentials or TOTP).\n\
+             # TYPE jwtgate_login_failures_total counter\n\
+             jwtgate_login_failures_total {}",
+            self.login_failures.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP jwtgate_auth_cache_hits_total Token checks answered from the verdict cache.\n\
+             # TYPE jwtgate_auth_cache_hits_total counter\n\
+             jwtgate_auth_cache_hits_total {}",
+            self.cache_hits.load(Ordering::Relaxed)
+        );
+        out
+    }
+}
+
+/// Label values escape `\`, `"` and newlines.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
