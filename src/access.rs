@@ -91,9 +91,19 @@ pub async fn check_revocation(
     Ok(decide(claims, revoked, user.as_ref()))
 }
 
+/// One record's new state, read from the store for `Directory::apply`.
+#[derive(Debug)]
+pub enum Update {
+    User(String, Option<User>),
+    Role(String, Option<Role>),
+    /// The jti, and whether it is (still) denylisted.
+    Revocation(String, bool),
+    None,
+}
+
 /// The server's in-memory copy of users, roles and revocations, kept current from the
 /// store's change stream, so a request never waits on the store.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Directory {
     users: HashMap<String, User>,
     roles: HashMap<String, Role>,
@@ -115,36 +125,63 @@ impl Directory {
         Ok(directory)
     }
 
-    /// Re-reads one changed record. An unreadable record is dropped: what it granted is gone
-    /// (fail closed) until it is readable again.
-    pub async fn refresh(&mut self, model: &Model, kind: Kind, name: &str) {
+    /// Reads one changed record from the store (slow; no lock held).
+    pub async fn fetch(model: &Model, kind: Kind, name: &str) -> Update {
         match kind {
-            Kind::User => match model.get::<User>(kind, name).await {
-                Ok(Some(user)) => {
-                    self.users.insert(name.to_owned(), user.value);
-                }
-                _ => {
-                    self.users.remove(name);
-                }
-            },
-            Kind::Role => match model.get::<Role>(kind, name).await {
-                Ok(Some(role)) => {
-                    self.roles.insert(name.to_owned(), role.value);
-                }
-                _ => {
-                    self.roles.remove(name);
-                }
-            },
-            Kind::Revocation => match model.get::<Revocation>(kind, name).await {
+            Kind::User => Update::User(
+                name.to_owned(),
+                // An unreadable user counts as gone: what it granted disappears (fail closed).
+                model
+                    .get::<User>(kind, name)
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|v| v.value),
+            ),
+            Kind::Role => Update::Role(
+                name.to_owned(),
+                model
+                    .get::<Role>(kind, name)
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|v| v.value),
+            ),
+            Kind::Revocation => Update::Revocation(
+                name.to_owned(),
                 // A revocation that cannot be read still revokes.
-                Ok(None) => {
-                    self.revoked.remove(name);
-                }
-                _ => {
-                    self.revoked.insert(name.to_owned());
-                }
+                !matches!(model.get::<Revocation>(kind, name).await, Ok(None)),
+            ),
+            Kind::Keyset | Kind::GateToken => Update::None,
+        }
+    }
+
+    /// Applies a fetched change (fast; under the caller's lock). Returns whether it can change
+    /// a verdict, so that bookkeeping writes (a TOTP step, a last-login time) keep the cache.
+    pub fn apply(&mut self, update: Update) -> bool {
+        match update {
+            Update::User(name, user) => {
+                let relevant = |u: &User| (u.locked, u.roles.clone(), u.tokens_valid_after);
+                let before = self.users.get(&name).map(relevant);
+                let after = user.as_ref().map(relevant);
+                match user {
+                    Some(user) => self.users.insert(name, user),
+                    None => self.users.remove(&name),
+                };
+                before != after
+            }
+            Update::Role(name, role) => match role {
+                Some(role) => self.roles.insert(name, role.clone()).as_ref() != Some(&role),
+                None => self.roles.remove(&name).is_some(),
             },
-            Kind::Keyset | Kind::GateToken => {}
+            Update::Revocation(jti, revoked) => {
+                if revoked {
+                    self.revoked.insert(jti)
+                } else {
+                    self.revoked.remove(&jti)
+                }
+            }
+            Update::None => false,
         }
     }
 

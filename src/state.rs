@@ -27,6 +27,7 @@ pub struct AppState {
     challenges: Arc<Mutex<HashMap<String, Challenge>>>,
     pub throttle: Arc<crate::throttle::Throttle>,
     pub metrics: Arc<crate::metrics::Metrics>,
+    hashing: Arc<tokio::sync::Semaphore>,
     /// A hash of a random password, checked for unknown users so that they cost what a real
     /// user costs (no user enumeration by timing).
     dummy_hash: Arc<str>,
@@ -42,6 +43,9 @@ pub struct Challenge {
     pub audience: Option<String>,
 }
 
+/// Password checks (argon2, 19 MiB each) running at once; more wait.
+const HASHING: usize = 4;
+
 /// Pending challenges kept at most; the oldest expire first, so a full table drops expired ones
 /// and then refuses new ones rather than growing without bound.
 const CHALLENGES: usize = 10_000;
@@ -55,6 +59,8 @@ pub struct Accepted {
     pub exp: Option<i64>,
     pub iat: Option<i64>,
     pub jti: Option<String>,
+    /// The first `aud`, kept for a renewal.
+    pub audience: Option<String>,
     generation: u64,
 }
 
@@ -67,6 +73,7 @@ impl Accepted {
             exp: claims.exp(),
             iat: claims.iat(),
             jti: claims.jti().map(str::to_owned),
+            audience: claims.aud().and_then(|mut a| a.next()).map(str::to_owned),
             generation: 0,
         }
     }
@@ -115,8 +122,22 @@ impl AppState {
             challenges: Arc::new(Mutex::new(HashMap::new())),
             throttle: Arc::default(),
             metrics: Arc::default(),
+            hashing: Arc::new(tokio::sync::Semaphore::new(HASHING)),
             dummy_hash: dummy_hash.into(),
         })
+    }
+
+    /// Limits concurrent password checks.
+    pub fn hashing(&self) -> &tokio::sync::Semaphore {
+        &self.hashing
+    }
+
+    /// Whether `id` is a pending challenge for `user` (without using it up).
+    pub fn has_challenge(&self, id: &str, user: &str) -> bool {
+        self.challenges
+            .lock()
+            .map(|table| table.get(id).is_some_and(|c| c.user == user))
+            .unwrap_or(false)
     }
 
     pub fn dummy_hash(&self) -> &str {
@@ -217,32 +238,70 @@ impl AppState {
         let state = self.clone();
         let mut changes = self.model.store().watch();
         tokio::spawn(async move {
-            while let Some(change) = changes.recv().await {
-                if change.kind != Kind::Keyset {
-                    let mut directory = state.with_directory(Directory::clone);
-                    directory
-                        .refresh(&state.model, change.kind, &change.name)
-                        .await;
-                    match state.directory.write() {
-                        Ok(mut slot) => *slot = directory,
-                        Err(poisoned) => *poisoned.into_inner() = directory,
+            // The watch starts from what the store holds when it starts, which may be later
+            // than what `new` loaded: a full reload now and then repairs anything missed.
+            let mut resync = tokio::time::interval(std::time::Duration::from_secs(5));
+            resync.tick().await;
+            loop {
+                tokio::select! {
+                    change = changes.recv() => {
+                        let Some(change) = change else { return };
+                        state.apply_change(change.kind, &change.name).await;
                     }
-                    state.changed();
-                    continue;
-                }
-                state.changed();
-                match PublishedKeys::load(&state.model).await {
-                    Ok(keys) => {
-                        let mut slot = match state.keys.write() {
-                            Ok(guard) => guard,
-                            Err(poisoned) => poisoned.into_inner(),
-                        };
-                        *slot = Arc::new(keys);
-                    }
-                    // Keep serving the last good keys; say why once per failed change.
-                    Err(e) => eprintln!("jwtgate: keeping the previous keys: {e:#}"),
+                    _ = resync.tick() => state.resync().await,
                 }
             }
         });
+    }
+
+    async fn apply_change(&self, kind: Kind, name: &str) {
+        if kind == Kind::Keyset {
+            self.reload_keys().await;
+            return;
+        }
+        // Fetched without the lock, applied with it: a revocation this server applied
+        // meanwhile (logout) is not overwritten by a stale copy.
+        let update = Directory::fetch(&self.model, kind, name).await;
+        let relevant = match self.directory.write() {
+            Ok(mut directory) => directory.apply(update),
+            Err(poisoned) => poisoned.into_inner().apply(update),
+        };
+        if relevant {
+            self.changed();
+        }
+    }
+
+    /// Reloads the keys; makes cached verdicts stale only if the published keys changed (a
+    /// keyset write that only records a signed token's `exp` does not).
+    async fn reload_keys(&self) {
+        match PublishedKeys::load(&self.model).await {
+            Ok(keys) => {
+                let same = self.keys().jwks == keys.jwks;
+                match self.keys.write() {
+                    Ok(mut slot) => *slot = Arc::new(keys),
+                    Err(poisoned) => *poisoned.into_inner() = Arc::new(keys),
+                }
+                if !same {
+                    self.changed();
+                }
+            }
+            // Keep serving the last good keys; say why once per failed change.
+            Err(e) => eprintln!("jwtgate: keeping the previous keys: {e:#}"),
+        }
+    }
+
+    async fn resync(&self) {
+        self.reload_keys().await;
+        let Ok(fresh) = Directory::load(&self.model).await else {
+            return;
+        };
+        let differs = self.with_directory(|current| *current != fresh);
+        if differs {
+            match self.directory.write() {
+                Ok(mut slot) => *slot = fresh,
+                Err(poisoned) => *poisoned.into_inner() = fresh,
+            }
+            self.changed();
+        }
     }
 }

@@ -32,6 +32,18 @@ impl Throttle {
         }
     }
 
+    /// Takes back one failure of `key` (an attempt counted in advance that succeeded).
+    pub fn refund(&self, key: &str, window: i64, now: i64) {
+        let Ok(mut windows) = self.windows.lock() else {
+            return;
+        };
+        if let Some(w) = windows.get_mut(key) {
+            if now < w.start + window {
+                w.failures = w.failures.saturating_sub(1);
+            }
+        }
+    }
+
     /// Counts one failure for `key`.
     pub fn fail(&self, key: &str, window: i64, now: i64) {
         let Ok(mut windows) = self.windows.lock() else {

@@ -3,6 +3,7 @@
 //! revocation and, when asked (`X-Permission` or `?permission=`), against the user's current
 //! roles. Accepted tokens are cached until their `exp` or the next change to the directory.
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -24,20 +25,40 @@ pub struct AuthQuery {
 
 pub async fn auth(
     State(state): State<AppState>,
-    Query(query): Query<AuthQuery>,
+    query: Result<Query<AuthQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Response {
-    let permission = headers
-        .get("x-permission")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .or(query.permission)
-        .filter(|p| !p.is_empty());
+    // The proxy's configuration may name a permission in the query and the client may send
+    // the header (proxies pass client headers on): every permission named must be held, and
+    // one named but empty or unreadable fails the request.
+    let query = match query {
+        Ok(Query(query)) => query,
+        Err(rejection) => {
+            return ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                rejection.body_text(),
+            )
+            .into_response()
+        }
+    };
+    let mut permissions = Vec::new();
+    for value in headers.get_all("x-permission") {
+        match value.to_str().map(str::trim) {
+            Ok(p) if !p.is_empty() => permissions.push(p.to_owned()),
+            _ => return invalid_permission(),
+        }
+    }
+    match query.permission.as_deref().map(str::trim) {
+        Some("") => return invalid_permission(),
+        Some(p) => permissions.push(p.to_owned()),
+        None => {}
+    }
     let accepted = match authenticate(&state, &headers, crate::cli::now()) {
         Ok((_, accepted)) => accepted,
         Err(response) => return *response,
     };
-    if let Some(permission) = &permission {
+    for permission in &permissions {
         if !state.with_directory(|d| d.allows(&accepted.roles, permission)) {
             return ApiError::new(
                 StatusCode::FORBIDDEN,
@@ -51,7 +72,7 @@ pub async fn auth(
         }
     }
     let mut response = Json(json!({
-        "permission": permission,
+        "permission": permissions.first(),
         "success": true,
         "user": accepted.user,
     }))
@@ -64,6 +85,15 @@ pub async fn auth(
         headers.insert("x-auth-roles", roles);
     }
     response
+}
+
+fn invalid_permission() -> Response {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_permission",
+        "a permission (X-Permission or ?permission=) is empty or not readable text",
+    )
+    .into_response()
 }
 
 /// The request's token, verified and checked against revocation (or found in the cache), or

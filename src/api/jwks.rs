@@ -31,7 +31,15 @@ pub async fn openid_configuration(State(state): State<AppState>, headers: Header
             let host = headers
                 .get(header::HOST)
                 .and_then(|h| h.to_str().ok())
-                .filter(|h| !h.is_empty() && !h.contains(['/', ' ', '\\']))
+                // Only a plain host[:port]: anything else (userinfo, paths) is not reflected.
+                .filter(|h| {
+                    !h.is_empty()
+                        && h.len() <= 255
+                        && h.bytes().all(|b| {
+                            b.is_ascii_alphanumeric()
+                                || matches!(b, b'.' | b'-' | b':' | b'[' | b']')
+                        })
+                })
                 .map_or_else(|| state.config.listen.to_string(), str::to_owned);
             format!("http://{host}")
         }
@@ -42,5 +50,9 @@ pub async fn openid_configuration(State(state): State<AppState>, headers: Header
         "jwks_uri": format!("{base}/.well-known/jwks.json"),
         "id_token_signing_alg_values_supported": keys.algs,
     });
-    ([(header::CACHE_CONTROL, CACHE)], Json(document)).into_response()
+    (
+        [(header::CACHE_CONTROL, CACHE), (header::VARY, "Host")],
+        Json(document),
+    )
+        .into_response()
 }

@@ -36,10 +36,20 @@ pub async fn login(
     if let Err(response) = keys.check(&state) {
         return *response;
     }
+    // Counted before the (slow) check and taken back on success: parallel guesses cannot all
+    // slip under the limit while the first ones are still hashing.
+    keys.count(&state, true);
     match login_inner(&state, &headers, name, password).await {
-        Ok(response) => response,
+        Ok(response) => {
+            keys.refund(&state, true);
+            response
+        }
         Err(e) => {
-            keys.count_failure(&state, &e);
+            if e.status == StatusCode::UNAUTHORIZED {
+                state.metrics.login_failure();
+            } else {
+                keys.refund(&state, true);
+            }
             e.into_response()
         }
     }
@@ -53,6 +63,9 @@ struct Keys {
 
 impl Keys {
     fn new(name: &str, peer: SocketAddr) -> Keys {
+        // No user name is longer than 64 characters; longer ones share one bucket, so junk
+        // names cannot grow the table by their size.
+        let name = if name.len() > 64 { "<too long>" } else { name };
         Keys {
             user: format!("user:{name}"),
             ip: format!("ip:{}", peer.ip()),
@@ -90,16 +103,23 @@ impl Keys {
         Err(Box::new(response))
     }
 
-    /// Counts a refusal that a guesser could learn from (credentials, TOTP codes).
-    fn count_failure(&self, state: &AppState, error: &ApiError) {
-        if error.status != StatusCode::UNAUTHORIZED {
-            return;
-        }
+    /// Counts an attempt against the address, and the user name when `user`.
+    fn count(&self, state: &AppState, user: bool) {
         let window = state.config.login.failure_window_seconds;
         let now = crate::cli::now();
-        state.metrics.login_failure();
-        state.throttle.fail(&self.user, window, now);
+        if user {
+            state.throttle.fail(&self.user, window, now);
+        }
         state.throttle.fail(&self.ip, window, now);
+    }
+
+    fn refund(&self, state: &AppState, user: bool) {
+        let window = state.config.login.failure_window_seconds;
+        let now = crate::cli::now();
+        if user {
+            state.throttle.refund(&self.user, window, now);
+        }
+        state.throttle.refund(&self.ip, window, now);
     }
 }
 
@@ -184,10 +204,21 @@ pub async fn totp_validate(
     if let Err(response) = keys.check(&state) {
         return *response;
     }
+    // Only a real challenge's wrong code counts against the user: anyone can name a user with
+    // a bogus challenge, and that must not lock the user out. The address counts always.
+    let real = state.has_challenge(&request.totp_challenge, &request.user_name);
+    keys.count(&state, real);
     match validate_inner(&state, request).await {
-        Ok(response) => response,
+        Ok(response) => {
+            keys.refund(&state, real);
+            response
+        }
         Err(e) => {
-            keys.count_failure(&state, &e);
+            if e.status == StatusCode::UNAUTHORIZED {
+                state.metrics.login_failure();
+            } else {
+                keys.refund(&state, real);
+            }
             e.into_response()
         }
     }

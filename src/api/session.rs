@@ -20,7 +20,8 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Respon
         Ok((_, accepted)) => accepted,
         Err(response) => return *response,
     };
-    if let Err(e) = revoke(&state, &accepted, now).await {
+    // Logging out twice (a race between two tabs) is fine: the token is revoked either way.
+    if let Err(e) = revoke(&state, &accepted, now, true).await {
         return e.into_response();
     }
     let mut response = Json(json!({ "success": true, "message": "logged out" })).into_response();
@@ -47,18 +48,24 @@ pub async fn renew(State(state): State<AppState>, headers: HeaderMap) -> Respons
         (Some(iat), Some(exp)) if exp > iat => (exp - iat).min(login.max_expire_seconds),
         _ => login.default_expire_seconds,
     };
-    let response = match login::respond_with_token(&state, &user, ttl, None).await {
-        Ok(response) => response,
-        Err(e) => return e.into_response(),
-    };
-    if let Err(e) = revoke(&state, &accepted, now).await {
+    // Revoked first, and only once: of two renewals racing with one token, one wins.
+    if let Err(e) = revoke(&state, &accepted, now, false).await {
         return e.into_response();
     }
-    response
+    match login::respond_with_token(&state, &user, ttl, accepted.audience.clone()).await {
+        Ok(response) => response,
+        Err(e) => e.into_response(),
+    }
 }
 
-/// Denylists the token's `jti` in the store and in this server's directory at once.
-async fn revoke(state: &AppState, accepted: &Accepted, now: i64) -> Result<(), ApiError> {
+/// Denylists the token's `jti` in the store and in this server's directory at once. Unless
+/// `again_ok`, a token revoked meanwhile (by a racing request) is refused.
+async fn revoke(
+    state: &AppState,
+    accepted: &Accepted,
+    now: i64,
+    again_ok: bool,
+) -> Result<(), ApiError> {
     let Some(jti) = &accepted.jti else {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -72,7 +79,15 @@ async fn revoke(state: &AppState, accepted: &Accepted, now: i64) -> Result<(), A
         exp: accepted.exp,
     };
     match state.model.create(Kind::Revocation, jti, &entry).await {
-        Ok(()) | Err(StoreError::Exists { .. }) => {}
+        Ok(()) => {}
+        Err(StoreError::Exists { .. }) if again_ok => {}
+        Err(StoreError::Exists { .. }) => {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "token_revoked",
+                "this token was already revoked (renewed or logged out)",
+            ))
+        }
         Err(StoreError::InvalidName { .. }) => {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,

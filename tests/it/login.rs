@@ -406,3 +406,36 @@ fn an_oversized_body_gets_413_json() {
         serde_json::json!({"error": "body_too_large", "message": "the request body is over the 65536-byte limit"})
     );
 }
+
+#[test]
+fn a_token_can_be_renewed_once_and_keeps_its_audience() {
+    let cli = Cli::new();
+    cli.run(&["user", "add", "ann:user:pw"]).ok();
+    let config = cli.write("jwtgate.toml", "[login]\naudiences = [\"app1\"]\n");
+    let server = cli.serve(&["--config", config.to_str().unwrap()]);
+    let r = login(&server, "ann:pw", &[("X-Audience", "app1")]);
+    let token = r.json()["access_token"].as_str().unwrap().to_owned();
+    let bearer = format!("Bearer {token}");
+    let r = server.request(
+        "POST",
+        "/token/renew",
+        &[("Authorization", bearer.as_str())],
+        "",
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let renewed = r.json()["access_token"].as_str().unwrap().to_owned();
+    let out = cli
+        .run(&["token", "verify", &renewed, "--aud", "app1"])
+        .ok();
+    assert!(out.contains("\"aud\": \"app1\""), "{out}");
+    let r = server.request(
+        "POST",
+        "/token/renew",
+        &[("Authorization", bearer.as_str())],
+        "",
+    );
+    assert_eq!(
+        (r.status, r.json()["error"].clone()),
+        (401, "token_revoked".into())
+    );
+}

@@ -277,3 +277,53 @@ fn metrics_count_requests_checks_cache_hits_and_login_failures() {
         assert!(r.body.lines().any(|l| l == line), "{line} in\n{}", r.body);
     }
 }
+
+#[test]
+fn a_client_cannot_drop_or_replace_a_permission_the_proxy_asks_for() {
+    let cli = Cli::new();
+    cli.run(&["role", "set", "ops", "vm.view"]).ok();
+    cli.run(&["user", "add", "ann:ops:pw"]).ok();
+    let token = cli.run(&["token", "issue", "ann"]).ok();
+    let bearer = format!("Bearer {}", token.trim());
+    let server = cli.serve(&[]);
+    // The proxy asks for vm.console in the query; the client adds its own header.
+    let with = |extra: Option<&str>| {
+        let mut headers = vec![("Authorization", bearer.as_str())];
+        if let Some(value) = extra {
+            headers.push(("X-Permission", value));
+        }
+        server.request("GET", "/auth?permission=vm.console", &headers, "")
+    };
+    assert_eq!(with(None).status, 403);
+    assert_eq!(with(Some("vm.view")).status, 403, "both must be held");
+    let r = with(Some(""));
+    assert_eq!(
+        (r.status, r.json()["error"].clone()),
+        (400, "invalid_permission".into())
+    );
+    let r = server.request(
+        "GET",
+        "/auth?permission=a&permission=b",
+        &[("Authorization", bearer.as_str())],
+        "",
+    );
+    assert_eq!(
+        (r.status, r.json()["error"].clone()),
+        (400, "invalid_query".into())
+    );
+}
+
+#[test]
+fn discovery_never_reflects_a_host_header_that_is_not_a_plain_host() {
+    let cli = Cli::new();
+    let server = cli.serve(&[]);
+    let r = server.request(
+        "GET",
+        "/.well-known/openid-configuration",
+        &[("Host", "evil.example@attacker.test:1")],
+        "",
+    );
+    let uri = r.json()["jwks_uri"].as_str().unwrap().to_owned();
+    assert!(!uri.contains("attacker"), "{uri}");
+    assert_eq!(r.header("vary"), Some("Host"));
+}
