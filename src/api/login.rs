@@ -226,6 +226,11 @@ pub async fn totp_validate(
 
 async fn validate_inner(state: &AppState, request: Validate) -> Result<Response, ApiError> {
     let now = crate::cli::now();
+    // Checked before the challenge is used up: a malformed request does not burn it.
+    let requested_ttl = match request.expire_seconds {
+        Some(secs) => Some(expire_seconds(state, Some(&secs.to_string()))?),
+        None => None,
+    };
     // Single use: taken out whether or not what follows succeeds.
     let challenge = state
         .take_challenge(&request.totp_challenge)
@@ -237,10 +242,7 @@ async fn validate_inner(state: &AppState, request: Validate) -> Result<Response,
                 "the TOTP challenge is unknown, used, expired or for another user; log in again",
             )
         })?;
-    let ttl = match request.expire_seconds {
-        Some(secs) => expire_seconds(state, Some(&secs.to_string()))?,
-        None => challenge.ttl,
-    };
+    let ttl = requested_ttl.unwrap_or(challenge.ttl);
     use_totp_code(state, &challenge.user, &request.totp_code).await?;
     let user = state
         .with_directory(|d| d.user(&challenge.user).cloned())
@@ -279,6 +281,8 @@ async fn use_totp_code(state: &AppState, name: &str, code: &str) -> Result<(), A
             "totp_invalid",
             "the TOTP code is wrong or expired",
         )),
+        // The user was deleted meanwhile: the same answer as any wrong credential.
+        Err(LoginError::Store(StoreError::NotFound { .. })) => Err(wrong_credentials()),
         Err(LoginError::Store(e)) => Err(ApiError::unavailable(e.to_string())),
     }
 }
