@@ -69,6 +69,17 @@ impl FileStore {
     }
 
     fn list_blocking(&self, kind: Kind) -> Result<Vec<Record>, StoreError> {
+        self.list_records(kind, true)
+    }
+
+    /// `list_blocking`, leaving out records that cannot be read or parsed.
+    fn list_readable(&self, kind: Kind) -> Result<Vec<Record>, StoreError> {
+        self.list_records(kind, false)
+    }
+
+    /// Every record of `kind`, ordered by name. With `strict`, an unreadable record is an
+    /// error; otherwise it is left out.
+    fn list_records(&self, kind: Kind, strict: bool) -> Result<Vec<Record>, StoreError> {
         let dir = self.dir.join(kind.dir());
         let entries = fs::read_dir(&dir).map_err(|source| io_error(&dir, source))?;
         let mut records = Vec::new();
@@ -82,32 +93,13 @@ impl FileStore {
             else {
                 continue; // temp files and anything not ours
             };
-            if let Some(record) = read_record(&entry.path(), name)? {
-                records.push(record);
+            match read_record(&entry.path(), name) {
+                Ok(Some(record)) => records.push(record),
+                Ok(None) => {}
+                Err(e) if strict => return Err(e),
+                Err(_) => {}
             }
         }
-        records.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(records)
-    }
-
-    /// `list_blocking`, leaving out records that cannot be read or parsed.
-    fn list_readable(&self, kind: Kind) -> Result<Vec<Record>, StoreError> {
-        let dir = self.dir.join(kind.dir());
-        let entries = fs::read_dir(&dir).map_err(|source| io_error(&dir, source))?;
-        let mut records: Vec<Record> = entries
-            .filter_map(Result::ok)
-            .filter_map(|entry| {
-                let name = entry
-                    .file_name()
-                    .to_str()?
-                    .strip_suffix(".json")?
-                    .to_owned();
-                if name.starts_with('.') {
-                    return None;
-                }
-                read_record(&entry.path(), &name).ok().flatten()
-            })
-            .collect();
         records.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(records)
     }

@@ -93,6 +93,14 @@ impl Cli {
     }
 }
 
+/// Seconds since the epoch.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
 pub fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }

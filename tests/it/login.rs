@@ -4,7 +4,7 @@
 use base64::Engine;
 use jwtgate_core::totp::Totp;
 
-use crate::harness::{Cli, Server};
+use crate::harness::{now, Cli, Server};
 
 fn basic(name_and_password: &str) -> String {
     format!(
@@ -18,13 +18,6 @@ fn login(server: &Server, credentials: &str, extra: &[(&str, &str)]) -> crate::h
     let mut headers = vec![("Authorization", auth.as_str())];
     headers.extend_from_slice(extra);
     server.request("POST", "/login", &headers, "")
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
 }
 
 #[test]

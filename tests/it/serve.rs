@@ -6,20 +6,13 @@ use std::time::{Duration, Instant};
 use jwtgate_core::key::Jwks;
 use jwtgate_core::{verify, KeySet, Rules};
 
-use crate::harness::Cli;
+use crate::harness::{now, Cli};
 
 fn keyset_from(jwks: &str) -> KeySet {
     let jwks: Jwks = serde_json::from_str(jwks).unwrap();
     let (keys, skipped) = jwks.to_keys(None);
     assert!(skipped.is_empty(), "{skipped:?}");
     KeySet::new(keys).unwrap()
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
 }
 
 #[test]
