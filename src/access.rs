@@ -189,6 +189,10 @@ impl Directory {
         self.revoked.insert(jti.to_owned());
     }
 
+    pub fn role(&self, name: &str) -> Option<&Role> {
+        self.roles.get(name)
+    }
+
     pub fn user(&self, name: &str) -> Option<&User> {
         self.users.get(name)
     }

@@ -35,7 +35,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");
-            if err.downcast_ref::<cli::UsageError>().is_some() {
+            if cli::is_usage(&err) {
                 ExitCode::from(2)
             } else {
                 ExitCode::from(1)

@@ -45,6 +45,16 @@ pub struct TotpState {
     /// The last time step a code was accepted for: it and earlier steps are refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_step: Option<u64>,
+    /// Enrolled through the API but not yet confirmed with a code: login ignores it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pending: bool,
+}
+
+impl User {
+    /// The TOTP secret login must ask a code for (none while an enrolment is pending).
+    pub fn active_totp(&self) -> Option<&TotpState> {
+        self.totp.as_ref().filter(|t| !t.pending)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

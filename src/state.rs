@@ -127,9 +127,21 @@ impl AppState {
         })
     }
 
-    /// Limits concurrent password checks.
-    pub fn hashing(&self) -> &tokio::sync::Semaphore {
-        &self.hashing
+    /// Whether `password` matches the PHC `hash`. Runs on the blocking pool, at most
+    /// `HASHING` at once, so token checks never wait behind argon2.
+    pub async fn check_password(&self, password: String, hash: String) -> bool {
+        let Ok(_permit) = self.hashing.acquire().await else {
+            return false;
+        };
+        tokio::task::spawn_blocking(move || jwtgate_core::password::check(&password, &hash))
+            .await
+            .unwrap_or(false)
+    }
+
+    /// Hashes a new password (argon2id), like `check_password` off the event loop.
+    pub async fn hash_password(&self, password: String) -> Result<String> {
+        let _permit = self.hashing.acquire().await?;
+        Ok(tokio::task::spawn_blocking(move || jwtgate_core::password::hash(&password)).await??)
     }
 
     /// Whether `id` is a pending challenge for `user` (without using it up).
@@ -254,7 +266,9 @@ impl AppState {
         });
     }
 
-    async fn apply_change(&self, kind: Kind, name: &str) {
+    /// Reads one changed record and applies it (the change stream calls this; so do admin
+    /// writes, so that their effect does not wait for the stream).
+    pub async fn apply_change(&self, kind: Kind, name: &str) {
         if kind == Kind::Keyset {
             self.reload_keys().await;
             return;

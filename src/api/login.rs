@@ -129,28 +129,29 @@ async fn login_inner(
     name: String,
     password: String,
 ) -> Result<Response, ApiError> {
-    let ttl = expire_seconds(state, header_str(headers, "x-expire-seconds"))?;
-    let audience = audience(state, header_str(headers, "x-audience"))?;
+    let ttl = expire_seconds(
+        state,
+        header_str(headers, "x-expire-seconds"),
+        "X-Expire-Seconds",
+    )?;
+    let audience = audience(state, header_str(headers, "x-audience"), "X-Audience")?;
     let user = state.with_directory(|d| d.user(&name).cloned());
     // The same argon2 work whether or not the user exists: no timing tells them apart.
     let stored = user
         .as_ref()
         .map_or_else(|| state.dummy_hash().to_owned(), |u| u.password.clone());
-    let matches =
-        tokio::task::spawn_blocking(move || jwtgate_core::password::check(&password, &stored))
-            .await
-            .unwrap_or(false);
+    let matches = state.check_password(password, stored).await;
     let user = match user {
         Some(user) if matches && !user.locked => user,
         _ => return Err(wrong_credentials()),
     };
-    if user.totp.is_some() {
+    if user.active_totp().is_some() {
         let Some(code) = header_str(headers, "x-totp-code") else {
             return Ok(challenge(state, &user, ttl, audience));
         };
         use_totp_code(state, &user.name, code).await?;
     }
-    respond_with_token(state, &user, ttl, audience).await
+    respond_with_token(state, &user, ttl, audience, true).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -164,7 +165,9 @@ struct Validate {
     expire_seconds: Option<i64>,
 }
 
-fn number_or_digits<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+pub(super) fn number_or_digits<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<i64>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Seconds {
@@ -228,7 +231,11 @@ async fn validate_inner(state: &AppState, request: Validate) -> Result<Response,
     let now = crate::cli::now();
     // Checked before the challenge is used up: a malformed request does not burn it.
     let requested_ttl = match request.expire_seconds {
-        Some(secs) => Some(expire_seconds(state, Some(&secs.to_string()))?),
+        Some(secs) => Some(expire_seconds(
+            state,
+            Some(&secs.to_string()),
+            "expire_seconds",
+        )?),
         None => None,
     };
     // Single use: taken out whether or not what follows succeeds.
@@ -248,7 +255,7 @@ async fn validate_inner(state: &AppState, request: Validate) -> Result<Response,
         .with_directory(|d| d.user(&challenge.user).cloned())
         .filter(|u| !u.locked)
         .ok_or_else(wrong_credentials)?;
-    respond_with_token(state, &user, ttl, challenge.audience).await
+    respond_with_token(state, &user, ttl, challenge.audience, true).await
 }
 
 /// Checks `code` for the user and records its time step, so it cannot be used again. The
@@ -259,7 +266,11 @@ async fn use_totp_code(state: &AppState, name: &str, code: &str) -> Result<(), A
     let result = state
         .model
         .update::<User, LoginError, _>(Kind::User, name, |u| {
-            let totp_state = u.totp.as_mut().ok_or(LoginError::Totp(TotpError::Wrong))?;
+            let totp_state = u
+                .totp
+                .as_mut()
+                .filter(|t| !t.pending)
+                .ok_or(LoginError::Totp(TotpError::Wrong))?;
             let totp = Totp::from_secret_text(&totp_state.secret)
                 .ok_or(LoginError::Totp(TotpError::Wrong))?;
             let step = totp
@@ -298,12 +309,14 @@ impl From<StoreError> for LoginError {
     }
 }
 
-/// Issues a token to `user` and answers as `/login` does (body, session cookie).
+/// Issues a token to `user` and answers as `/login` does: the body, and the session cookie
+/// when `cookie` (not when an admin asks for another user's token).
 pub(super) async fn respond_with_token(
     state: &AppState,
     user: &User,
     ttl: i64,
     audience: Option<String>,
+    cookie: bool,
 ) -> Result<Response, ApiError> {
     let audiences: Vec<String> = audience.into_iter().collect();
     let issued = issuer::issue(
@@ -327,11 +340,13 @@ pub(super) async fn respond_with_token(
         "profile": { "name": user.name, "auth_time": issued.iat },
     });
     let mut response = Json(body).into_response();
-    let cookie = format!(
-        "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age={ttl}",
-        issued.token
-    );
-    if let Ok(cookie) = HeaderValue::from_str(&cookie) {
+    let cookie = cookie.then(|| {
+        format!(
+            "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age={ttl}",
+            issued.token
+        )
+    });
+    if let Some(Ok(cookie)) = cookie.map(HeaderValue::try_from) {
         response.headers_mut().insert(header::SET_COOKIE, cookie);
     }
     response
@@ -406,7 +421,12 @@ fn basic_credentials(headers: &HeaderMap) -> Result<(String, String), ApiError> 
     Ok((name.to_owned(), password.to_owned()))
 }
 
-fn expire_seconds(state: &AppState, value: Option<&str>) -> Result<i64, ApiError> {
+/// A token lifetime asked for (`what` names where), within the login limits.
+pub(super) fn expire_seconds(
+    state: &AppState,
+    value: Option<&str>,
+    what: &str,
+) -> Result<i64, ApiError> {
     let login = &state.config.login;
     let Some(value) = value else {
         return Ok(login.default_expire_seconds);
@@ -415,7 +435,7 @@ fn expire_seconds(state: &AppState, value: Option<&str>) -> Result<i64, ApiError
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_expire_seconds",
-            format!("X-Expire-Seconds must be a positive number of seconds, not {value:?}"),
+            format!("{what} must be a positive number of seconds, not {value:?}"),
         )
     })?;
     if secs > login.max_expire_seconds {
@@ -423,7 +443,7 @@ fn expire_seconds(state: &AppState, value: Option<&str>) -> Result<i64, ApiError
             StatusCode::BAD_REQUEST,
             "expire_seconds_too_long",
             format!(
-                "X-Expire-Seconds {secs} is over the limit of {} seconds",
+                "{what} {secs} is over the limit of {} seconds",
                 login.max_expire_seconds
             ),
         ));
@@ -431,7 +451,12 @@ fn expire_seconds(state: &AppState, value: Option<&str>) -> Result<i64, ApiError
     Ok(secs)
 }
 
-fn audience(state: &AppState, value: Option<&str>) -> Result<Option<String>, ApiError> {
+/// An audience asked for (`what` names where); it must be one of the configured ones.
+pub(super) fn audience(
+    state: &AppState,
+    value: Option<&str>,
+    what: &str,
+) -> Result<Option<String>, ApiError> {
     match value {
         None => Ok(None),
         Some(aud) if state.config.login.audiences.iter().any(|a| a == aud) => {
@@ -441,7 +466,7 @@ fn audience(state: &AppState, value: Option<&str>) -> Result<Option<String>, Api
             StatusCode::BAD_REQUEST,
             "audience_not_allowed",
             format!(
-                "X-Audience {aud:?} is not one of [{}]",
+                "{what} {aud:?} is not one of [{}]",
                 state.config.login.audiences.join(", ")
             ),
         )),

@@ -1,6 +1,7 @@
 //! The HTTP API: the router, with API routes under `[server] api_prefix` and health checks and
 //! `/.well-known` at the root. Every response that is not a success is `api::error::ApiError`.
 
+mod admin;
 mod auth;
 pub mod error;
 mod health;
@@ -13,7 +14,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 
 use crate::state::AppState;
@@ -28,7 +29,34 @@ pub fn router(state: AppState) -> Router {
         .route("/login", post(login::login))
         .route("/totp/validate", post(login::totp_validate))
         .route("/logout", post(session::logout))
-        .route("/token/renew", post(session::renew));
+        .route("/token/renew", post(session::renew))
+        .route("/users", get(admin::list_users))
+        .route(
+            "/users/{name}",
+            get(admin::get_user)
+                .put(admin::put_user)
+                .delete(admin::delete_user),
+        )
+        .route("/users/{name}/lock", post(admin::lock_user))
+        .route("/users/{name}/unlock", post(admin::unlock_user))
+        .route("/users/{name}/passwd", post(admin::passwd))
+        .route("/users/{name}/roles", put(admin::put_user_roles))
+        .route("/users/{name}/revoke", post(admin::revoke_user))
+        .route(
+            "/users/{name}/totp",
+            post(admin::totp_enroll).delete(admin::totp_disable),
+        )
+        .route("/users/{name}/totp/confirm", post(admin::totp_confirm))
+        .route("/roles", get(admin::list_roles))
+        .route(
+            "/roles/{name}",
+            get(admin::get_role)
+                .put(admin::put_role)
+                .delete(admin::delete_role),
+        )
+        .route("/tokens", post(admin::issue_token))
+        .route("/tokens/new", get(admin::issue_token_get))
+        .route("/tokens/revoke", post(admin::revoke_token));
     let api = if state.config.api_prefix.is_empty() {
         api
     } else {

@@ -52,7 +52,7 @@ pub async fn renew(State(state): State<AppState>, headers: HeaderMap) -> Respons
     if let Err(e) = revoke(&state, &accepted, now, false).await {
         return e.into_response();
     }
-    match login::respond_with_token(&state, &user, ttl, accepted.audience.clone()).await {
+    match login::respond_with_token(&state, &user, ttl, accepted.audience.clone(), true).await {
         Ok(response) => response,
         Err(e) => e.into_response(),
     }

@@ -19,7 +19,6 @@ use crate::model::Model;
 use crate::store::FileStore;
 
 mod key;
-mod qr;
 mod role;
 mod serve;
 mod token;
@@ -184,6 +183,15 @@ impl std::error::Error for UsageError {}
 
 pub fn usage(msg: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(UsageError(msg.into()))
+}
+
+/// Whether `err` is a mistake in how the command was called (exit status 2).
+pub fn is_usage(err: &anyhow::Error) -> bool {
+    err.downcast_ref::<UsageError>().is_some()
+        || matches!(
+            err.downcast_ref::<crate::manage::Error>(),
+            Some(crate::manage::Error::Invalid(_))
+        )
 }
 
 /// Parses an algorithm name for clap.

@@ -15,8 +15,9 @@ use serde_json::{Map, Value};
 use super::{block_on, load_key_file, now, parse_alg, usage, DataDir, KeyFileOptions, Need};
 use crate::access::check_revocation;
 use crate::issuer;
-use crate::model::{Revocation, User};
-use crate::store::{check_name, Kind, StoreError};
+use crate::manage;
+use crate::model::User;
+use crate::store::{check_name, Kind};
 
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
@@ -229,37 +230,24 @@ fn parse_ttl(ttl: &str) -> Result<Option<i64>> {
 }
 
 async fn revoke(args: RevokeArgs, data: &DataDir) -> Result<ExitCode> {
+    if let Some(jti) = &args.jti {
+        check_name(Kind::Revocation, jti).map_err(|e| usage(format!("--jti: {e}")))?;
+    }
+    if let Some(name) = &args.user {
+        manage::check_user_name(name)?;
+    }
     let model = data.open(Need::Existing).await?;
     let now = now();
     if let Some(jti) = args.jti {
-        check_name(Kind::Revocation, &jti).map_err(|e| usage(format!("--jti: {e}")))?;
-        let entry = Revocation {
-            jti: jti.clone(),
-            revoked: now,
-            exp: args.exp,
-        };
-        match model.create(Kind::Revocation, &jti, &entry).await {
-            Ok(()) => println!("revoked the token with jti '{jti}'"),
-            Err(StoreError::Exists { .. }) => {
-                println!("the token with jti '{jti}' was already revoked")
-            }
-            Err(e) => return Err(e.into()),
+        if manage::revoke_jti(&model, &jti, args.exp, now).await? {
+            println!("revoked the token with jti '{jti}'");
+        } else {
+            println!("the token with jti '{jti}' was already revoked");
         }
     }
     if let Some(name) = args.user {
-        check_name(Kind::User, &name).map_err(|e| usage(e.to_string()))?;
-        let result = model
-            .update::<User, StoreError, _>(Kind::User, &name, |u| {
-                u.tokens_valid_after = Some(u.tokens_valid_after.map_or(now, |t| now.max(t)));
-                u.updated = now;
-                Ok(())
-            })
-            .await;
-        match result {
-            Ok(_) => println!("revoked every token of '{name}' issued until now"),
-            Err(StoreError::NotFound { .. }) => bail!("unknown user '{name}'"),
-            Err(e) => return Err(e.into()),
-        }
+        manage::revoke_user_tokens(&model, &name, now).await?;
+        println!("revoked every token of '{name}' issued until now");
     }
     Ok(ExitCode::SUCCESS)
 }

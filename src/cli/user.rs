@@ -6,11 +6,11 @@ use std::process::ExitCode;
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
 use jwtgate_core::password;
-use jwtgate_core::totp::Totp;
 
 use super::{block_on, now, read_password_stdin, usage, DataDir, Need};
-use crate::model::{Model, Role, TotpState, User};
-use crate::store::{check_name, Kind, StoreError};
+use crate::manage;
+use crate::model::{Model, User};
+use crate::store::Kind;
 
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
@@ -90,7 +90,7 @@ pub fn run(cmd: UserCommand, data: &DataDir) -> Result<ExitCode> {
         UserCommand::Add(_) | UserCommand::List => None,
     };
     if let Some(name) = named {
-        check_name(Kind::User, name).map_err(|e| usage(e.to_string()))?;
+        manage::check_user_name(name)?;
     }
     if let UserCommand::Roles(args) = &cmd {
         if args.add.is_empty() && args.remove.is_empty() {
@@ -115,17 +115,14 @@ pub fn run(cmd: UserCommand, data: &DataDir) -> Result<ExitCode> {
     };
     block_on(async {
         let model = data.open(need).await?;
+        let now = now();
         match cmd {
             UserCommand::Add(_) => match new_user {
                 Some(new) => add(&model, new).await,
                 None => unreachable!("parsed above"),
             },
             UserCommand::Del { name } => {
-                match model.delete(Kind::User, &name).await {
-                    Ok(()) => {}
-                    Err(StoreError::NotFound { .. }) => bail!("unknown user '{name}'"),
-                    Err(e) => return Err(e.into()),
-                }
+                manage::delete_user(&model, &name).await?;
                 println!("deleted user '{name}'");
                 Ok(ExitCode::SUCCESS)
             }
@@ -133,7 +130,7 @@ pub fn run(cmd: UserCommand, data: &DataDir) -> Result<ExitCode> {
             UserCommand::Show { name } => show(&model, &name).await,
             UserCommand::Passwd { name } => {
                 let hash = password::hash(new_password.as_deref().unwrap_or_default())?;
-                change(&model, &name, |u| {
+                manage::change_user(&model, &name, now, |u| {
                     u.password = hash.clone();
                     Ok(())
                 })
@@ -141,18 +138,25 @@ pub fn run(cmd: UserCommand, data: &DataDir) -> Result<ExitCode> {
                 println!("password of '{name}' changed");
                 Ok(ExitCode::SUCCESS)
             }
-            UserCommand::Lock { name } => set_locked(&model, &name, true).await,
-            UserCommand::Unlock { name } => set_locked(&model, &name, false).await,
-            UserCommand::Roles(args) => roles(&model, args).await,
-            UserCommand::Totp(TotpCommand::Enroll { name }) => totp_enroll(&model, &name).await,
+            UserCommand::Lock { name } => set_locked(&model, &name, true, now).await,
+            UserCommand::Unlock { name } => set_locked(&model, &name, false, now).await,
+            UserCommand::Roles(args) => {
+                let user =
+                    manage::change_roles(&model, &args.name, args.add, &args.remove, now).await?;
+                println!("user '{}' has roles [{}]", user.name, user.roles.join(", "));
+                Ok(ExitCode::SUCCESS)
+            }
+            UserCommand::Totp(TotpCommand::Enroll { name }) => {
+                let totp = manage::enroll_totp(&model, &name, false, now).await?;
+                let uri = totp.uri("jwtgate", &name);
+                println!("TOTP enrolled for '{name}'. Scan this with an authenticator app:");
+                println!("{}", crate::qr::render(&uri)?);
+                println!("{uri}");
+                println!("secret: {}", totp.secret_base32());
+                Ok(ExitCode::SUCCESS)
+            }
             UserCommand::Totp(TotpCommand::Disable { name }) => {
-                change(&model, &name, |u| {
-                    if u.totp.take().is_none() {
-                        bail!("user '{name}' has no TOTP enrolled");
-                    }
-                    Ok(())
-                })
-                .await?;
+                manage::disable_totp(&model, &name, now).await?;
                 println!("TOTP disabled for '{name}'");
                 Ok(ExitCode::SUCCESS)
             }
@@ -199,13 +203,13 @@ fn parse_add(args: &AddArgs) -> Result<NewUser> {
                 "no password: use NAME:ROLES:PASSWORD, or NAME --roles a,b --password-stdin",
             ));
         }
-        check_name(Kind::User, &args.spec).map_err(|e| usage(e.to_string()))?;
+        manage::check_user_name(&args.spec)?;
         let roles = args.roles.iter().map(|r| r.trim().to_owned()).collect();
         (args.spec.clone(), roles, read_password_stdin()?)
     };
-    check_name(Kind::User, &name).map_err(|e| usage(e.to_string()))?;
+    manage::check_user_name(&name)?;
     for role in &roles {
-        check_name(Kind::Role, role).map_err(|e| usage(e.to_string()))?;
+        manage::check_role_name(role)?;
     }
     if password.is_empty() {
         return Err(usage("the password is empty"));
@@ -218,127 +222,62 @@ fn parse_add(args: &AddArgs) -> Result<NewUser> {
 }
 
 async fn add(model: &Model, new: NewUser) -> Result<ExitCode> {
-    let NewUser {
-        name,
-        roles,
-        password,
-    } = new;
-    let roles = known_roles(model, roles).await?;
-    let now = now();
-    let user = User {
-        name: name.clone(),
-        password: password::hash(&password)?,
-        roles: roles.clone(),
-        // A token for an earlier user of the same name must not work for this one.
-        tokens_valid_after: Some(now),
-        created: now,
-        updated: now,
-        ..User::default()
-    };
-    model.create(Kind::User, &name, &user).await?;
-    // A role deleted while this user was being added must not linger on the user (a later
-    // role of the same name would grant them its permissions).
-    let existing: Vec<Role> = model.list(Kind::Role).await?;
-    let gone: Vec<String> = roles
-        .iter()
-        .filter(|r| !existing.iter().any(|e| &e.name == *r))
-        .cloned()
-        .collect();
-    let roles = if gone.is_empty() {
-        roles
-    } else {
+    let added = manage::add_user(
+        model,
+        manage::NewUser {
+            name: new.name,
+            roles: new.roles,
+            password_hash: password::hash(&new.password)?,
+            group: None,
+            email: None,
+        },
+        now(),
+    )
+    .await?;
+    if !added.dropped_roles.is_empty() {
         eprintln!(
             "warning: role(s) {} were deleted meanwhile; not granted",
-            gone.join(", ")
+            added.dropped_roles.join(", ")
         );
-        change(model, &name, |u| {
-            u.roles.retain(|r| !gone.contains(r));
-            Ok(())
-        })
-        .await?
-        .roles
-    };
-    println!("added user '{name}' with roles [{}]", roles.join(", "));
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Checks that every role exists; returns them without duplicates, in the order given.
-async fn known_roles(model: &Model, roles: Vec<String>) -> Result<Vec<String>> {
-    let existing: Vec<Role> = model.list(Kind::Role).await?;
-    let mut out: Vec<String> = Vec::new();
-    for role in roles {
-        check_name(Kind::Role, &role).map_err(|e| usage(e.to_string()))?;
-        if !existing.iter().any(|r| r.name == role) {
-            let known: Vec<&str> = existing.iter().map(|r| r.name.as_str()).collect();
-            bail!("unknown role '{role}' (roles: {})", known.join(", "));
-        }
-        if !out.contains(&role) {
-            out.push(role);
-        }
     }
-    Ok(out)
-}
-
-/// Applies `f` to the user's record with compare-and-swap, stamping `updated`.
-async fn change(
-    model: &Model,
-    name: &str,
-    mut f: impl FnMut(&mut User) -> Result<()>,
-) -> Result<User> {
-    check_name(Kind::User, name).map_err(|e| usage(e.to_string()))?;
-    let now = now();
-    model
-        .update::<User, anyhow::Error, _>(Kind::User, name, |u| {
-            f(u)?;
-            u.updated = now;
-            Ok(())
-        })
-        .await
-        .map_err(|e| match e.downcast::<StoreError>() {
-            Ok(StoreError::NotFound { .. }) => anyhow::anyhow!("unknown user '{name}'"),
-            Ok(other) => other.into(),
-            Err(e) => e,
-        })
+    println!(
+        "added user '{}' with roles [{}]",
+        added.user.name,
+        added.user.roles.join(", ")
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn list(model: &Model) -> Result<ExitCode> {
     let users: Vec<User> = model.list(Kind::User).await?;
     println!("{:<24} {:<24} {:<7} TOTP", "NAME", "ROLES", "LOCKED");
     for u in users {
+        let totp = match &u.totp {
+            None => "no",
+            Some(t) if t.pending => "pending",
+            Some(_) => "yes",
+        };
         println!(
-            "{:<24} {:<24} {:<7} {}",
+            "{:<24} {:<24} {:<7} {totp}",
             u.name,
             u.roles.join(","),
             if u.locked { "yes" } else { "no" },
-            if u.totp.is_some() { "yes" } else { "no" }
         );
     }
     Ok(ExitCode::SUCCESS)
 }
 
 async fn show(model: &Model, name: &str) -> Result<ExitCode> {
-    check_name(Kind::User, name).map_err(|e| usage(e.to_string()))?;
     let Some(user) = model.get::<User>(Kind::User, name).await? else {
         bail!("unknown user '{name}'");
     };
-    let u = user.value;
-    let view = serde_json::json!({
-        "name": u.name,
-        "roles": u.roles,
-        "locked": u.locked,
-        "totp": u.totp.is_some(),
-        "group": u.group,
-        "email": u.email,
-        "tokens_valid_after": u.tokens_valid_after,
-        "created": u.created,
-        "updated": u.updated,
-    });
+    let view = manage::user_view(&user.value);
     println!("{}", serde_json::to_string_pretty(&view)?);
     Ok(ExitCode::SUCCESS)
 }
 
-async fn set_locked(model: &Model, name: &str, locked: bool) -> Result<ExitCode> {
-    change(model, name, |u| {
+async fn set_locked(model: &Model, name: &str, locked: bool, now: i64) -> Result<ExitCode> {
+    manage::change_user(model, name, now, |u| {
         u.locked = locked;
         Ok(())
     })
@@ -347,49 +286,6 @@ async fn set_locked(model: &Model, name: &str, locked: bool) -> Result<ExitCode>
         "user '{name}' {}",
         if locked { "locked" } else { "unlocked" }
     );
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn roles(model: &Model, args: RolesArgs) -> Result<ExitCode> {
-    let add = known_roles(model, args.add).await?;
-    let user = change(model, &args.name, |u| {
-        for role in &args.remove {
-            if !u.roles.contains(role) {
-                bail!("user '{}' does not have the role '{role}'", u.name);
-            }
-        }
-        u.roles.retain(|r| !args.remove.contains(r));
-        for role in &add {
-            if !u.roles.contains(role) {
-                u.roles.push(role.clone());
-            }
-        }
-        Ok(())
-    })
-    .await?;
-    println!("user '{}' has roles [{}]", user.name, user.roles.join(", "));
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn totp_enroll(model: &Model, name: &str) -> Result<ExitCode> {
-    let totp = Totp::new(Totp::generate_secret()?);
-    let state = TotpState {
-        secret: totp.secret_text(),
-        last_step: None,
-    };
-    change(model, name, |u| {
-        if u.totp.is_some() {
-            bail!("user '{name}' already has TOTP; `jwtgate user totp disable {name}` first");
-        }
-        u.totp = Some(state.clone());
-        Ok(())
-    })
-    .await?;
-    let uri = totp.uri("jwtgate", name);
-    println!("TOTP enrolled for '{name}'. Scan this with an authenticator app:");
-    println!("{}", super::qr::render(&uri)?);
-    println!("{uri}");
-    println!("secret: {}", totp.secret_base32());
     Ok(ExitCode::SUCCESS)
 }
 

@@ -101,6 +101,15 @@ pub fn now() -> i64 {
         .as_secs() as i64
 }
 
+/// The TOTP of `user`, read from the data directory (as an authenticator app would scan it).
+pub fn totp_of(cli: &Cli, user: &str) -> jwtgate_core::totp::Totp {
+    let path = cli.path(&format!("jwtgate-data/users/{user}.json"));
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    jwtgate_core::totp::Totp::from_secret_text(doc["value"]["totp"]["secret"].as_str().unwrap())
+        .unwrap()
+}
+
 pub fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }

@@ -2,9 +2,8 @@
 //! the TOTP challenge (single use, expiring) and replayed codes; every failure's status and body.
 
 use base64::Engine;
-use jwtgate_core::totp::Totp;
 
-use crate::harness::{now, Cli, Server};
+use crate::harness::{now, totp_of, Cli, Server};
 
 fn basic(name_and_password: &str) -> String {
     format!(
@@ -109,12 +108,6 @@ fn lifetimes_and_audiences_are_checked_against_the_configuration() {
 }
 
 /// The user's TOTP, read from the data directory as a test can (the secret is shown once).
-fn totp_of(cli: &Cli, user: &str) -> Totp {
-    let path = cli.path(&format!("jwtgate-data/users/{user}.json"));
-    let doc: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    Totp::from_secret_text(doc["value"]["totp"]["secret"].as_str().unwrap()).unwrap()
-}
 
 #[test]
 fn totp_users_get_a_single_use_challenge_and_codes_work_once() {

@@ -1,0 +1,832 @@
+//! The admin REST API: users, roles, TOTP enrolment for oneself, token issuing and revocation.
+//! Every call authenticates like `/auth` and needs a permission of the caller's current roles
+//! (see `docs/api.md`); `self` in a path is the caller. Writes reach this server's directory
+//! before the answer, so a lock or revocation holds from the next request on.
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::auth::authenticate;
+use super::error::ApiError;
+use super::login;
+use crate::manage::{self, Error};
+use crate::model::{Role, User};
+use crate::state::{Accepted, AppState};
+use crate::store::Kind;
+
+/// The permissions the admin API checks (a role with `*` has them all).
+pub mod perm {
+    pub const USER_LIST: &str = "user-list";
+    pub const USER_ADD: &str = "user-add";
+    pub const USER_DELETE: &str = "user-delete";
+    pub const USER_LOCK: &str = "user-lock";
+    pub const USER_UNLOCK: &str = "user-unlock";
+    pub const USER_ROLES: &str = "user-roles";
+    pub const PASSWD_CHANGE: &str = "passwd-change";
+    pub const TOTP_DISABLE: &str = "user-totp-disable";
+    pub const ROLE_VIEW: &str = "role-view";
+    pub const ROLE_SET: &str = "role-set";
+    pub const ROLE_DELETE: &str = "role-delete";
+    pub const TOKEN_ISSUE: &str = "token-issue";
+    pub const TOKEN_REVOKE: &str = "token-revoke";
+}
+
+/// An error answer (a 401 from authentication is a whole response with its challenge
+/// header, so errors are responses), boxed to keep results small.
+type Fail = Box<Response>;
+
+/// A handler's result: the answer, or the error answer.
+type Answer = Result<Response, Fail>;
+
+fn answer(result: Answer) -> Response {
+    result.unwrap_or_else(|e| *e)
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> ApiError {
+        match e {
+            Error::Invalid(m) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_input", m),
+            Error::Refused(m) => ApiError::new(StatusCode::BAD_REQUEST, "refused", m),
+            Error::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, "not_found", m),
+            Error::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+            Error::Store(e) => ApiError::unavailable(e.to_string()),
+        }
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> ApiError {
+        Error::Store(e).into()
+    }
+}
+
+fn err(e: impl Into<ApiError>) -> Fail {
+    Box::new(e.into().into_response())
+}
+
+/// The authenticated caller.
+fn caller(state: &AppState, headers: &HeaderMap) -> Result<Accepted, Fail> {
+    authenticate(state, headers, crate::cli::now()).map(|(_, accepted)| accepted)
+}
+
+/// The caller, who must hold `permission`.
+fn caller_with(state: &AppState, headers: &HeaderMap, permission: &str) -> Result<Accepted, Fail> {
+    let caller = caller(state, headers)?;
+    require(state, &caller, permission)?;
+    Ok(caller)
+}
+
+fn require(state: &AppState, caller: &Accepted, permission: &str) -> Result<(), Fail> {
+    if state.with_directory(|d| d.allows(&caller.roles, permission)) {
+        Ok(())
+    } else {
+        Err(err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "permission_denied",
+            format!("user '{}' lacks the permission '{permission}'", caller.user),
+        )))
+    }
+}
+
+/// The user a path names: `self` is the caller.
+fn target(caller: &Accepted, name: &str) -> String {
+    if name == "self" {
+        caller.user.clone()
+    } else {
+        name.to_owned()
+    }
+}
+
+/// The caller acting on `name`: always allowed on themselves, on others with `permission`.
+fn self_or(
+    state: &AppState,
+    headers: &HeaderMap,
+    name: &str,
+    permission: &str,
+) -> Result<(Accepted, String), Fail> {
+    let caller = caller(state, headers)?;
+    let name = target(&caller, name);
+    if name != caller.user {
+        require(state, &caller, permission)?;
+    }
+    Ok((caller, name))
+}
+
+/// A JSON request body; an empty body is `{}` (every field optional where that makes sense).
+/// Malformed JSON is a 400 that says where.
+fn body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, Fail> {
+    let body = body.map_err(|r| err(super::body_error(r)))?;
+    let text: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        &body
+    };
+    serde_json::from_slice(text).map_err(|e| {
+        err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            format!("the body is not the expected JSON: {e}"),
+        ))
+    })
+}
+
+fn ok(value: Value) -> Response {
+    Json(value).into_response()
+}
+
+fn created(value: Value) -> Response {
+    (StatusCode::CREATED, Json(value)).into_response()
+}
+
+/// Makes this server see a user or role change at once (the change stream would, later).
+async fn refresh(state: &AppState, kind: Kind, name: &str) {
+    state.apply_change(kind, name).await;
+}
+
+// ---- users ----
+
+pub async fn list_users(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    answer(
+        async {
+            caller_with(&state, &headers, perm::USER_LIST)?;
+            let users: Vec<User> = state.model.list(Kind::User).await.map_err(err)?;
+            Ok(ok(Value::from(
+                users.iter().map(manage::user_view).collect::<Vec<_>>(),
+            )))
+        }
+        .await,
+    )
+}
+
+pub async fn get_user(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    answer(
+        async {
+            let (caller, name) = self_or(&state, &headers, &name, perm::USER_LIST)?;
+            manage::check_user_name(&name).map_err(err)?;
+            let user = state
+                .model
+                .get::<User>(Kind::User, &name)
+                .await
+                .map_err(err)?
+                .ok_or_else(|| err(Error::NotFound(format!("unknown user '{name}'"))))?
+                .value;
+            let mut view = manage::user_view(&user);
+            if name == caller.user {
+                view["permissions"] = Value::from(permissions_of(&state, &user.roles));
+            }
+            Ok(ok(view))
+        }
+        .await,
+    )
+}
+
+/// The permissions `roles` grant, sorted.
+fn permissions_of(state: &AppState, roles: &[String]) -> Vec<String> {
+    let mut permissions: Vec<String> = state.with_directory(|d| {
+        roles
+            .iter()
+            .filter_map(|r| d.role(r))
+            .flat_map(|r| r.permissions.iter().cloned())
+            .collect()
+    });
+    permissions.sort_unstable();
+    permissions.dedup();
+    permissions
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserBody {
+    password: Option<String>,
+    roles: Option<Vec<String>>,
+    group: Option<String>,
+    email: Option<String>,
+    locked: Option<bool>,
+}
+
+/// `PUT /users/{name}`: creates the user (a password is needed) or changes the fields given.
+pub async fn put_user(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Response {
+    answer(
+        async {
+            let caller = caller_with(&state, &headers, perm::USER_ADD)?;
+            let name = target(&caller, &name);
+            let request: UserBody = body(raw)?;
+            manage::check_user_name(&name).map_err(err)?;
+            if request.password.as_deref() == Some("") {
+                return Err(err(Error::Invalid("the password is empty".into())));
+            }
+            let hash = match request.password.clone() {
+                Some(password) => Some(state.hash_password(password).await.map_err(|e| {
+                    err(ApiError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "hash_failed",
+                        format!("cannot hash the password: {e:#}"),
+                    ))
+                })?),
+                None => None,
+            };
+            let now = crate::cli::now();
+            let exists = state
+                .model
+                .get::<User>(Kind::User, &name)
+                .await
+                .map_err(err)?
+                .is_some();
+            let (user, status) = if exists {
+                let roles = match request.roles {
+                    Some(roles) => Some(
+                        manage::known_roles(&state.model, roles)
+                            .await
+                            .map_err(err)?,
+                    ),
+                    None => None,
+                };
+                let user = manage::change_user(&state.model, &name, now, |u| {
+                    if let Some(hash) = &hash {
+                        u.password = hash.clone();
+                    }
+                    if let Some(roles) = &roles {
+                        u.roles = roles.clone();
+                    }
+                    if let Some(group) = &request.group {
+                        u.group = Some(group.clone()).filter(|g| !g.is_empty());
+                    }
+                    if let Some(email) = &request.email {
+                        u.email = Some(email.clone()).filter(|e| !e.is_empty());
+                    }
+                    if let Some(locked) = request.locked {
+                        u.locked = locked;
+                    }
+                    Ok(())
+                })
+                .await
+                .map_err(err)?;
+                (user, StatusCode::OK)
+            } else {
+                let Some(password_hash) = hash else {
+                    return Err(err(Error::Invalid(format!(
+                        "user '{name}' does not exist; creating it needs a \"password\""
+                    ))));
+                };
+                let added = manage::add_user(
+                    &state.model,
+                    manage::NewUser {
+                        name: name.clone(),
+                        roles: request.roles.unwrap_or_default(),
+                        password_hash,
+                        group: request.group.filter(|g| !g.is_empty()),
+                        email: request.email.filter(|e| !e.is_empty()),
+                    },
+                    now,
+                )
+                .await
+                .map_err(err)?;
+                let mut user = added.user;
+                if request.locked == Some(true) {
+                    user = manage::change_user(&state.model, &name, now, |u| {
+                        u.locked = true;
+                        Ok(())
+                    })
+                    .await
+                    .map_err(err)?;
+                }
+                (user, StatusCode::CREATED)
+            };
+            refresh(&state, Kind::User, &name).await;
+            Ok((status, Json(manage::user_view(&user))).into_response())
+        }
+        .await,
+    )
+}
+
+pub async fn delete_user(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    answer(
+        async {
+            let caller = caller_with(&state, &headers, perm::USER_DELETE)?;
+            let name = target(&caller, &name);
+            if name == caller.user {
+                return Err(err(Error::Conflict(
+                    "you cannot delete yourself; another admin can".into(),
+                )));
+            }
+            manage::delete_user(&state.model, &name)
+                .await
+                .map_err(err)?;
+            refresh(&state, Kind::User, &name).await;
+            Ok(ok(
+                json!({ "success": true, "message": format!("deleted user '{name}'") }),
+            ))
+        }
+        .await,
+    )
+}
+
+pub async fn lock_user(state: State<AppState>, name: Path<String>, headers: HeaderMap) -> Response {
+    set_locked(state, name, headers, true).await
+}
+
+pub async fn unlock_user(
+    state: State<AppState>,
+    name: Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    set_locked(state, name, headers, false).await
+}
+
+async fn set_locked(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    locked: bool,
+) -> Response {
+    let permission = if locked {
+        perm::USER_LOCK
+    } else {
+        perm::USER_UNLOCK
+    };
+    answer(
+        async {
+            let caller = caller_with(&state, &headers, permission)?;
+            let name = target(&caller, &name);
+            let user = manage::change_user(&state.model, &name, crate::cli::now(), |u| {
+                u.locked = locked;
+                Ok(())
+            })
+            .await
+            .map_err(err)?;
+            refresh(&state, Kind::User, &name).await;
+            Ok(ok(manage::user_view(&user)))
+        }
+        .await,
+    )
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswdBody {
+    new_password: String,
+    /// Needed to change one's own password: a stolen token alone must not take the account.
+    old_password: Option<String>,
+}
+
+/// `POST /users/{name}/passwd`: one's own with the old password; anyone's with
+/// `passwd-change`. Wrong old passwords count as failed logins (throttled the same way).
+pub async fn passwd(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Response {
+    answer(
+        async {
+            let caller = caller(&state, &headers)?;
+            let name = target(&caller, &name);
+            let request: PasswdBody = body(raw)?;
+            if name == caller.user {
+                let Some(old) = request.old_password else {
+                    return Err(err(Error::Invalid(
+                        "changing your own password needs \"old_password\"".into(),
+                    )));
+                };
+                check_old_password(&state, &name, old).await?;
+            } else {
+                require(&state, &caller, perm::PASSWD_CHANGE)?;
+            }
+            if request.new_password.is_empty() {
+                return Err(err(Error::Invalid("the new password is empty".into())));
+            }
+            manage::check_user_name(&name).map_err(err)?;
+            let hash = state
+                .hash_password(request.new_password)
+                .await
+                .map_err(|e| {
+                    err(ApiError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "hash_failed",
+                        format!("cannot hash the password: {e:#}"),
+                    ))
+                })?;
+            manage::change_user(&state.model, &name, crate::cli::now(), |u| {
+                u.password = hash.clone();
+                Ok(())
+            })
+            .await
+            .map_err(err)?;
+            refresh(&state, Kind::User, &name).await;
+            Ok(ok(
+                json!({ "success": true, "message": format!("password of '{name}' changed") }),
+            ))
+        }
+        .await,
+    )
+}
+
+async fn check_old_password(state: &AppState, name: &str, old: String) -> Result<(), Fail> {
+    let login = &state.config.login;
+    let key = format!("user:{name}");
+    let now = crate::cli::now();
+    if let Err(wait) = state.throttle.check(
+        &key,
+        login.max_failures_per_user,
+        login.failure_window_seconds,
+        now,
+    ) {
+        return Err(err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_attempts",
+            format!("too many wrong passwords; retry in {wait} s"),
+        )));
+    }
+    let stored = state
+        .with_directory(|d| d.user(name).map(|u| u.password.clone()))
+        .unwrap_or_else(|| state.dummy_hash().to_owned());
+    if state.check_password(old, stored).await {
+        return Ok(());
+    }
+    state.throttle.fail(&key, login.failure_window_seconds, now);
+    state.metrics.login_failure();
+    Err(err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        "wrong_password",
+        "old_password is wrong",
+    )))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RolesBody {
+    roles: Vec<String>,
+}
+
+/// `PUT /users/{name}/roles`: sets the user's roles to exactly the list given.
+pub async fn put_user_roles(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Response {
+    answer(
+        async {
+            let caller = caller_with(&state, &headers, perm::USER_ROLES)?;
+            let name = target(&caller, &name);
+            let request: RolesBody = body(raw)?;
+            let user = manage::set_roles(&state.model, &name, request.roles, crate::cli::now())
+                .await
+                .map_err(err)?;
+            refresh(&state, Kind::User, &name).await;
+            Ok(ok(manage::user_view(&user)))
+        }
+        .await,
+    )
+}
+
+/// `POST /users/{name}/revoke`: every token of the user issued until now stops working
+/// (one's own: "log out everywhere"; others' with `token-revoke`).
+pub async fn revoke_user(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    answer(
+        async {
+            let (_, name) = self_or(&state, &headers, &name, perm::TOKEN_REVOKE)?;
+            let user = manage::revoke_user_tokens(&state.model, &name, crate::cli::now())
+                .await
+                .map_err(err)?;
+            refresh(&state, Kind::User, &name).await;
+            Ok(ok(json!({
+                "success": true,
+                "message": format!("revoked every token of '{name}' issued until now"),
+                "tokens_valid_after": user.tokens_valid_after,
+            })))
+        }
+        .await,
+    )
+}
+
+// ---- TOTP ----
+
+/// `POST /users/self/totp`: a new secret to scan, pending until confirmed with a code.
+pub async fn totp_enroll(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    answer(async {
+        let caller = caller(&state, &headers)?;
+        if target(&caller, &name) != caller.user {
+            return Err(err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "self_only",
+                "TOTP is enrolled by the user themselves (POST .../users/self/totp)",
+            )));
+        }
+        let name = caller.user;
+        let totp = manage::enroll_totp(&state.model, &name, true, crate::cli::now())
+            .await
+            .map_err(err)?;
+        refresh(&state, Kind::User, &name).await;
+        let uri = totp.uri(&state.config.issuer, &name);
+        let svg = crate::qr::svg(&uri).map_err(|e| {
+            err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "qr_failed",
+                format!("{e:#}"),
+            ))
+        })?;
+        let mut response = ok(json!({
+            "otpauth_uri": uri,
+            "secret": totp.secret_base32(),
+            "qr_svg": svg,
+            "pending": true,
+            "message": "scan the code, then POST one code as {\"totp_code\"} to .../users/self/totp/confirm",
+        }));
+        response.headers_mut().insert(
+            axum::http::header::CACHE_CONTROL,
+            axum::http::HeaderValue::from_static("no-store"),
+        );
+        Ok(response)
+    }
+    .await)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmBody {
+    totp_code: String,
+}
+
+pub async fn totp_confirm(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Response {
+    answer(
+        async {
+            let caller = caller(&state, &headers)?;
+            if target(&caller, &name) != caller.user {
+                return Err(err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "self_only",
+                    "TOTP is confirmed by the user themselves",
+                )));
+            }
+            let request: ConfirmBody = body(raw)?;
+            let user = manage::confirm_totp(
+                &state.model,
+                &caller.user,
+                request.totp_code.trim(),
+                crate::cli::now(),
+            )
+            .await
+            .map_err(err)?;
+            refresh(&state, Kind::User, &user.name).await;
+            Ok(ok(manage::user_view(&user)))
+        }
+        .await,
+    )
+}
+
+/// `DELETE /users/{name}/totp`, with `user-totp-disable` (also for oneself: a stolen
+/// token must not be able to switch the second factor off).
+pub async fn totp_disable(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    answer(
+        async {
+            let caller = caller_with(&state, &headers, perm::TOTP_DISABLE)?;
+            let name = target(&caller, &name);
+            let user = manage::disable_totp(&state.model, &name, crate::cli::now())
+                .await
+                .map_err(err)?;
+            refresh(&state, Kind::User, &name).await;
+            Ok(ok(manage::user_view(&user)))
+        }
+        .await,
+    )
+}
+
+// ---- roles ----
+
+fn role_view(role: &Role) -> Value {
+    json!({ "name": role.name, "permissions": role.permissions })
+}
+
+pub async fn list_roles(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    answer(
+        async {
+            caller_with(&state, &headers, perm::ROLE_VIEW)?;
+            let roles: Vec<Role> = state.model.list(Kind::Role).await.map_err(err)?;
+            Ok(ok(Value::from(
+                roles.iter().map(role_view).collect::<Vec<_>>(),
+            )))
+        }
+        .await,
+    )
+}
+
+pub async fn get_role(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    answer(
+        async {
+            caller_with(&state, &headers, perm::ROLE_VIEW)?;
+            manage::check_role_name(&name).map_err(err)?;
+            let role = state
+                .model
+                .get::<Role>(Kind::Role, &name)
+                .await
+                .map_err(err)?
+                .ok_or_else(|| err(Error::NotFound(format!("unknown role '{name}'"))))?;
+            Ok(ok(role_view(&role.value)))
+        }
+        .await,
+    )
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleBody {
+    permissions: Vec<String>,
+}
+
+pub async fn put_role(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Response {
+    answer(
+        async {
+            caller_with(&state, &headers, perm::ROLE_SET)?;
+            let request: RoleBody = body(raw)?;
+            let (role, new) = manage::set_role(&state.model, &name, request.permissions)
+                .await
+                .map_err(err)?;
+            refresh(&state, Kind::Role, &name).await;
+            Ok(if new {
+                created(role_view(&role))
+            } else {
+                ok(role_view(&role))
+            })
+        }
+        .await,
+    )
+}
+
+pub async fn delete_role(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    answer(
+        async {
+            caller_with(&state, &headers, perm::ROLE_DELETE)?;
+            let late = manage::delete_role(&state.model, &name, crate::cli::now())
+                .await
+                .map_err(err)?;
+            refresh(&state, Kind::Role, &name).await;
+            for user in &late {
+                refresh(&state, Kind::User, user).await;
+            }
+            Ok(ok(
+                json!({ "success": true, "message": format!("deleted role '{name}'") }),
+            ))
+        }
+        .await,
+    )
+}
+
+// ---- tokens ----
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    user: Option<String>,
+    #[serde(default, deserialize_with = "login::number_or_digits")]
+    expire_seconds: Option<i64>,
+    audience: Option<String>,
+}
+
+/// `POST /tokens` (JSON body) and `GET /tokens/new?user=…` (query): a token for the caller,
+/// or with `token-issue` for any user. The answer is `/login`'s, without a session cookie.
+pub async fn issue_token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Response {
+    answer(
+        async {
+            let request: TokenRequest = body(raw)?;
+            issue(&state, &headers, request).await
+        }
+        .await,
+    )
+}
+
+pub async fn issue_token_get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<TokenRequest>, QueryRejection>,
+) -> Response {
+    answer(
+        async {
+            let Query(request) = query.map_err(|r| {
+                err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_query",
+                    r.body_text(),
+                ))
+            })?;
+            issue(&state, &headers, request).await
+        }
+        .await,
+    )
+}
+
+async fn issue(state: &AppState, headers: &HeaderMap, request: TokenRequest) -> Answer {
+    let caller = caller(state, headers)?;
+    let name = match request.user.as_deref() {
+        None => caller.user.clone(),
+        Some(name) => target(&caller, name),
+    };
+    if name != caller.user {
+        require(state, &caller, perm::TOKEN_ISSUE)?;
+    }
+    let ttl = login::expire_seconds(
+        state,
+        request.expire_seconds.map(|s| s.to_string()).as_deref(),
+        "expire_seconds",
+    )
+    .map_err(err)?;
+    let audience = login::audience(state, request.audience.as_deref(), "audience").map_err(err)?;
+    let user = state
+        .with_directory(|d| d.user(&name).cloned())
+        .ok_or_else(|| err(Error::NotFound(format!("unknown user '{name}'"))))?;
+    if user.locked {
+        return Err(err(Error::Conflict(format!(
+            "user '{name}' is locked; unlock them first"
+        ))));
+    }
+    login::respond_with_token(state, &user, ttl, audience, false)
+        .await
+        .map_err(err)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeBody {
+    jti: String,
+    /// The token's `exp`, so the denylist entry can go once the token is dead anyway.
+    exp: Option<i64>,
+}
+
+/// `POST /tokens/revoke {"jti"}`: denylists one token (with `token-revoke`).
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Response {
+    answer(
+        async {
+            caller_with(&state, &headers, perm::TOKEN_REVOKE)?;
+            let request: RevokeBody = body(raw)?;
+            let new =
+                manage::revoke_jti(&state.model, &request.jti, request.exp, crate::cli::now())
+                    .await
+                    .map_err(err)?;
+            state.apply_revocation(&request.jti);
+            Ok(ok(json!({
+                "success": true,
+                "message": if new { "revoked" } else { "already revoked" },
+                "jti": request.jti,
+            })))
+        }
+        .await,
+    )
+}

@@ -1,0 +1,644 @@
+//! The admin REST API over HTTP: users and roles managed by an admin, permission checks for
+//! everyone else, changes that hold from the very next request (lock, roles, revocation),
+//! password changes, TOTP enrolment for oneself, token issuing and revoking.
+
+use base64::Engine;
+use serde_json::{json, Value};
+
+use crate::harness::{now, totp_of, Cli, Response, Server};
+
+fn login(server: &Server, credentials: &str) -> String {
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(credentials)
+    );
+    let r = server.request("POST", "/login", &[("Authorization", basic.as_str())], "");
+    assert_eq!(r.status, 200, "login {credentials}: {r:?}");
+    r.json()["access_token"].as_str().unwrap().to_owned()
+}
+
+fn call(server: &Server, method: &str, path: &str, token: &str, body: &str) -> Response {
+    let bearer = format!("Bearer {token}");
+    server.request(
+        method,
+        path,
+        &[
+            ("Authorization", bearer.as_str()),
+            ("Content-Type", "application/json"),
+        ],
+        body,
+    )
+}
+
+/// Status and `error` code of a response.
+fn outcome(r: &Response) -> (u16, Value) {
+    (r.status, r.json()["error"].clone())
+}
+
+fn auth_status(server: &Server, token: &str) -> (u16, Value) {
+    let r = call(server, "GET", "/auth", token, "");
+    (
+        r.status,
+        r.json().get("error").cloned().unwrap_or(Value::Null),
+    )
+}
+
+#[test]
+fn an_admin_manages_users_and_roles_and_changes_hold_at_once() {
+    let cli = Cli::new();
+    cli.run(&["user", "add", "root:admin:rootpw"]).ok();
+    let server = cli.serve(&[]);
+    let root = login(&server, "root:rootpw");
+
+    let r = call(
+        &server,
+        "PUT",
+        "/roles/operator",
+        &root,
+        r#"{"permissions": ["vm.console", "vm.console", "vm.view"]}"#,
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+    assert_eq!(
+        r.json(),
+        json!({"name": "operator", "permissions": ["vm.console", "vm.view"]})
+    );
+    let r = call(
+        &server,
+        "PUT",
+        "/roles/operator",
+        &root,
+        r#"{"permissions": ["vm.console"]}"#,
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+
+    let r = call(
+        &server,
+        "PUT",
+        "/users/carl",
+        &root,
+        r#"{"password": "c:pw", "roles": ["operator"], "email": "carl@example.org"}"#,
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+    let view = r.json();
+    assert_eq!(
+        (view["name"].clone(), view["roles"].clone()),
+        (json!("carl"), json!(["operator"]))
+    );
+    assert_eq!(view["email"], "carl@example.org");
+    assert!(
+        view.get("password").is_none() && !r.body.contains("argon2"),
+        "{}",
+        r.body
+    );
+    let names: Vec<Value> = call(&server, "GET", "/users", &root, "")
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["name"].clone())
+        .collect();
+    assert!(
+        names.contains(&json!("carl")) && names.contains(&json!("root")),
+        "{names:?}"
+    );
+
+    let carl = login(&server, "carl:c:pw");
+    let me = call(&server, "GET", "/users/self", &carl, "").json();
+    assert_eq!(
+        (me["name"].clone(), me["permissions"].clone()),
+        (json!("carl"), json!(["vm.console"]))
+    );
+    // Without the permissions, carl can see himself and nothing else.
+    for (method, path, body, permission) in [
+        ("GET", "/users", "", "user-list"),
+        ("GET", "/users/root", "", "user-list"),
+        (
+            "PUT",
+            "/users/carl/roles",
+            r#"{"roles": ["admin"]}"#,
+            "user-roles",
+        ),
+        ("PUT", "/users/eve", r#"{"password": "x"}"#, "user-add"),
+        ("POST", "/users/root/lock", "", "user-lock"),
+        ("DELETE", "/users/root", "", "user-delete"),
+        ("GET", "/roles", "", "role-view"),
+        (
+            "PUT",
+            "/roles/operator",
+            r#"{"permissions": ["*"]}"#,
+            "role-set",
+        ),
+        ("DELETE", "/roles/operator", "", "role-delete"),
+    ] {
+        let r = call(&server, method, path, &carl, body);
+        assert_eq!(
+            (r.status, r.json()["message"].clone()),
+            (
+                403,
+                json!(format!("user 'carl' lacks the permission '{permission}'"))
+            ),
+            "{method} {path}"
+        );
+    }
+
+    // A role change applies to carl's existing token from the next request on.
+    let check = |permission: &str| {
+        let bearer = format!("Bearer {carl}");
+        server
+            .request(
+                "GET",
+                "/auth",
+                &[
+                    ("Authorization", bearer.as_str()),
+                    ("X-Permission", permission),
+                ],
+                "",
+            )
+            .status
+    };
+    assert_eq!(check("vm.console"), 200);
+    assert_eq!(check("app-delete"), 403);
+    let r = call(
+        &server,
+        "PUT",
+        "/users/carl/roles",
+        &root,
+        r#"{"roles": ["admin"]}"#,
+    );
+    assert_eq!(
+        (r.status, r.json()["roles"].clone()),
+        (200, json!(["admin"]))
+    );
+    assert_eq!(check("app-delete"), 200);
+    call(
+        &server,
+        "PUT",
+        "/users/carl/roles",
+        &root,
+        r#"{"roles": ["operator"]}"#,
+    );
+    assert_eq!(check("app-delete"), 403);
+    // Editing a role's permissions too.
+    call(
+        &server,
+        "PUT",
+        "/roles/operator",
+        &root,
+        r#"{"permissions": ["vm.view"]}"#,
+    );
+    assert_eq!(check("vm.console"), 403);
+
+    // Lock and unlock: carl's token stops and starts working at once.
+    assert_eq!(
+        call(&server, "POST", "/users/carl/lock", &root, "").json()["locked"],
+        true
+    );
+    assert_eq!(auth_status(&server, &carl), (401, json!("user_locked")));
+    assert_eq!(
+        call(&server, "POST", "/users/carl/unlock", &root, "").json()["locked"],
+        false
+    );
+    assert_eq!(auth_status(&server, &carl).0, 200);
+
+    // A role still held is not deleted; an unknown one is 404.
+    let r = call(&server, "DELETE", "/roles/operator", &root, "");
+    assert_eq!(outcome(&r), (409, json!("conflict")), "{r:?}");
+    assert_eq!(
+        outcome(&call(&server, "DELETE", "/roles/nope", &root, "")),
+        (404, json!("not_found"))
+    );
+
+    // The CLI sees what the API wrote.
+    let shown = cli.run(&["user", "show", "carl"]).ok();
+    assert!(shown.contains("\"operator\""), "{shown}");
+
+    // Deleting carl: his token is dead at once, and he is gone.
+    assert_eq!(
+        call(&server, "DELETE", "/users/carl", &root, "").status,
+        200
+    );
+    assert_eq!(auth_status(&server, &carl), (401, json!("unknown_user")));
+    assert_eq!(
+        outcome(&call(&server, "GET", "/users/carl", &root, "")),
+        (404, json!("not_found"))
+    );
+    assert_eq!(
+        call(&server, "DELETE", "/roles/operator", &root, "").status,
+        200
+    );
+    // An admin cannot delete themselves (there would be nobody left to undo it).
+    assert_eq!(
+        outcome(&call(&server, "DELETE", "/users/self", &root, "")),
+        (409, json!("conflict"))
+    );
+}
+
+#[test]
+fn bad_admin_requests_get_precise_errors_and_change_nothing() {
+    let cli = Cli::new();
+    cli.run(&["user", "add", "root:admin:rootpw"]).ok();
+    let server = cli.serve(&[]);
+    let root = login(&server, "root:rootpw");
+    let cases: &[(&str, &str, &str, u16, &str, &str)] = &[
+        (
+            "PUT",
+            "/users/dan",
+            r#"{"password": "pw", "roles": ["admin"]"#,
+            400,
+            "malformed_json",
+            "line 1 column",
+        ),
+        (
+            "PUT",
+            "/users/dan",
+            r#"{"pasword": "pw"}"#,
+            400,
+            "malformed_json",
+            "unknown field `pasword`",
+        ),
+        (
+            "PUT",
+            "/users/dan",
+            r#"{"roles": ["admin"]}"#,
+            400,
+            "invalid_input",
+            "creating it needs a \"password\"",
+        ),
+        (
+            "PUT",
+            "/users/dan",
+            r#"{"password": ""}"#,
+            400,
+            "invalid_input",
+            "the password is empty",
+        ),
+        (
+            "PUT",
+            "/users/dan",
+            r#"{"password": "pw", "roles": ["nope"]}"#,
+            400,
+            "refused",
+            "unknown role 'nope'",
+        ),
+        (
+            "PUT",
+            "/users/a%20b",
+            r#"{"password": "pw"}"#,
+            400,
+            "invalid_input",
+            "use only letters",
+        ),
+        (
+            "PUT",
+            "/roles/ops",
+            r#"{"permissions": ["a b"]}"#,
+            400,
+            "invalid_input",
+            "no spaces",
+        ),
+        (
+            "PUT",
+            "/roles/ops",
+            r#"[]"#,
+            400,
+            "malformed_json",
+            "expected struct",
+        ),
+        (
+            "POST",
+            "/users/nobody/lock",
+            "",
+            404,
+            "not_found",
+            "unknown user 'nobody'",
+        ),
+        (
+            "PUT",
+            "/users/nobody/roles",
+            r#"{"roles": []}"#,
+            404,
+            "not_found",
+            "unknown user 'nobody'",
+        ),
+        (
+            "POST",
+            "/tokens/revoke",
+            r#"{"jti": "../x"}"#,
+            400,
+            "invalid_input",
+            "must not start",
+        ),
+        (
+            "POST",
+            "/tokens",
+            r#"{"expire_seconds": 99999999}"#,
+            400,
+            "expire_seconds_too_long",
+            "over the limit of 604800",
+        ),
+        (
+            "POST",
+            "/tokens",
+            r#"{"audience": "elsewhere"}"#,
+            400,
+            "audience_not_allowed",
+            "audience \"elsewhere\"",
+        ),
+        (
+            "GET",
+            "/tokens/new?expire_seconds=soon",
+            "",
+            400,
+            "invalid_query",
+            "soon",
+        ),
+    ];
+    for (method, path, body, status, code, text) in cases {
+        let r = call(&server, method, path, &root, body);
+        let json = r.json();
+        assert_eq!(
+            (r.status, json["error"].as_str().unwrap()),
+            (*status, *code),
+            "{method} {path}: {r:?}"
+        );
+        assert!(
+            json["message"].as_str().unwrap().contains(text),
+            "{method} {path}: {json}"
+        );
+    }
+    let listed = cli.run(&["user", "list"]).ok();
+    assert!(!listed.contains("dan"), "{listed}");
+    assert!(!cli.run(&["role", "list"]).ok().contains("ops"));
+    // No token, a bad token: 401 with the Bearer challenge, before any body is looked at.
+    let r = server.request("GET", "/users", &[], "");
+    assert_eq!(
+        (r.status, r.header("www-authenticate")),
+        (401, Some("Bearer"))
+    );
+    let r = call(&server, "PUT", "/users/dan", "not.a.token", "{");
+    assert_eq!(r.status, 401, "{r:?}");
+}
+
+#[test]
+fn revoking_a_users_tokens_through_the_admin_api_is_401_at_once() {
+    let cli = Cli::new();
+    cli.run(&["user", "add", "root:admin:rootpw"]).ok();
+    cli.run(&["user", "add", "ann:user:pw"]).ok();
+    let server = cli.serve(&[]);
+    let root = login(&server, "root:rootpw");
+    let ann = login(&server, "ann:pw");
+    // Accepted twice, so the second answer comes from the verdict cache.
+    assert_eq!(auth_status(&server, &ann).0, 200);
+    assert_eq!(auth_status(&server, &ann).0, 200);
+    let r = call(&server, "POST", "/users/ann/revoke", &root, "");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(auth_status(&server, &ann), (401, json!("token_revoked")));
+    // A new login works again (issued after the cut-off).
+    let again = login(&server, "ann:pw");
+    assert_eq!(auth_status(&server, &again).0, 200);
+    // Anyone may revoke their own tokens ("log out everywhere"); others' need token-revoke.
+    let r = call(&server, "POST", "/users/root/revoke", &again, "");
+    assert_eq!(outcome(&r), (403, json!("permission_denied")));
+    assert_eq!(
+        call(&server, "POST", "/users/self/revoke", &again, "").status,
+        200
+    );
+    assert_eq!(auth_status(&server, &again), (401, json!("token_revoked")));
+    assert_eq!(auth_status(&server, &root).0, 200);
+}
+
+#[test]
+fn a_password_change_needs_the_old_password_or_the_permission() {
+    let cli = Cli::new();
+    cli.run(&["user", "add", "root:admin:rootpw"]).ok();
+    cli.run(&["user", "add", "ann:user:pw"]).ok();
+    cli.run(&["user", "add", "bob:user:bobpw"]).ok();
+    let server = cli.serve(&[]);
+    let ann = login(&server, "ann:pw");
+    let r = call(
+        &server,
+        "POST",
+        "/users/self/passwd",
+        &ann,
+        r#"{"new_password": "pw2"}"#,
+    );
+    assert_eq!(outcome(&r), (400, json!("invalid_input")));
+    let r = call(
+        &server,
+        "POST",
+        "/users/self/passwd",
+        &ann,
+        r#"{"new_password": "pw2", "old_password": "nope"}"#,
+    );
+    assert_eq!(outcome(&r), (403, json!("wrong_password")));
+    let r = call(
+        &server,
+        "POST",
+        "/users/ann/passwd",
+        &ann,
+        r#"{"new_password": "pw:2", "old_password": "pw"}"#,
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    login(&server, "ann:pw:2");
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("ann:pw")
+    );
+    assert_eq!(
+        server
+            .request("POST", "/login", &[("Authorization", basic.as_str())], "")
+            .status,
+        401
+    );
+    // Someone else's password: only with passwd-change.
+    let r = call(
+        &server,
+        "POST",
+        "/users/bob/passwd",
+        &ann,
+        r#"{"new_password": "x"}"#,
+    );
+    assert_eq!(outcome(&r), (403, json!("permission_denied")));
+    let root = login(&server, "root:rootpw");
+    assert_eq!(
+        call(
+            &server,
+            "POST",
+            "/users/bob/passwd",
+            &root,
+            r#"{"new_password": "bob2"}"#
+        )
+        .status,
+        200
+    );
+    login(&server, "bob:bob2");
+}
+
+#[test]
+fn totp_enrolment_for_oneself_counts_only_once_confirmed() {
+    let cli = Cli::new();
+    cli.run(&["user", "add", "root:admin:rootpw"]).ok();
+    cli.run(&["user", "add", "ann:user:pw"]).ok();
+    let server = cli.serve(&[]);
+    let ann = login(&server, "ann:pw");
+    let r = call(&server, "POST", "/users/self/totp", &ann, "");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    let body = r.json();
+    let uri = body["otpauth_uri"].as_str().unwrap();
+    assert!(uri.starts_with("otpauth://totp/jwtgate:ann?"), "{uri}");
+    assert!(
+        uri.contains(&format!("secret={}", body["secret"].as_str().unwrap())),
+        "{uri}"
+    );
+    assert!(body["qr_svg"].as_str().unwrap().contains("<svg"), "{body}");
+    // Pending: login does not ask for a code yet (an unconfirmed secret must not lock ann out).
+    login(&server, "ann:pw");
+    let totp = totp_of(&cli, "ann");
+    let code = totp.code_at(now());
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let r = call(
+        &server,
+        "POST",
+        "/users/self/totp/confirm",
+        &ann,
+        &json!({"totp_code": wrong}).to_string(),
+    );
+    assert_eq!(outcome(&r), (400, json!("refused")));
+    let r = call(
+        &server,
+        "POST",
+        "/users/self/totp/confirm",
+        &ann,
+        &json!({"totp_code": code}).to_string(),
+    );
+    assert_eq!(
+        (r.status, r.json()["totp"].clone()),
+        (200, json!(true)),
+        "{r:?}"
+    );
+    // Now login asks for a code.
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("ann:pw")
+    );
+    let r = server.request("POST", "/login", &[("Authorization", basic.as_str())], "");
+    assert_eq!(r.status, 428, "{r:?}");
+    // Enrolling again while active is refused; others cannot enrol for ann or switch it off.
+    assert_eq!(
+        outcome(&call(&server, "POST", "/users/self/totp", &ann, "")),
+        (409, json!("conflict"))
+    );
+    let root = login(&server, "root:rootpw");
+    assert_eq!(
+        outcome(&call(&server, "POST", "/users/ann/totp", &root, "")),
+        (403, json!("self_only"))
+    );
+    assert_eq!(
+        outcome(&call(&server, "DELETE", "/users/self/totp", &ann, "")),
+        (403, json!("permission_denied"))
+    );
+    let r = call(&server, "DELETE", "/users/ann/totp", &root, "");
+    assert_eq!((r.status, r.json()["totp"].clone()), (200, json!(false)));
+    login(&server, "ann:pw");
+}
+
+#[test]
+fn tokens_are_issued_to_oneself_and_by_permission_to_anyone_and_revoked_by_jti() {
+    let cli = Cli::new();
+    cli.run(&["user", "add", "root:admin:rootpw"]).ok();
+    cli.run(&["user", "add", "ann:user:pw"]).ok();
+    cli.run(&["user", "add", "bot:api:pw"]).ok();
+    let server = cli.serve(&[]);
+    let ann = login(&server, "ann:pw");
+    let r = call(
+        &server,
+        "POST",
+        "/tokens",
+        &ann,
+        r#"{"expire_seconds": "120"}"#,
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(
+        r.header("set-cookie"),
+        None,
+        "an issued token is not a session"
+    );
+    let body = r.json();
+    assert_eq!(
+        (body["profile"]["name"].clone(), body["expires_in"].clone()),
+        (json!("ann"), json!(120))
+    );
+    let own = body["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(auth_status(&server, &own).0, 200);
+    let r = call(&server, "POST", "/tokens", &ann, r#"{"user": "bot"}"#);
+    assert_eq!(outcome(&r), (403, json!("permission_denied")));
+    let r = call(&server, "GET", "/tokens/new?user=bot", &ann, "");
+    assert_eq!(outcome(&r), (403, json!("permission_denied")));
+
+    let root = login(&server, "root:rootpw");
+    let r = call(
+        &server,
+        "GET",
+        "/tokens/new?user=bot&expire_seconds=60",
+        &root,
+        "",
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let body = r.json();
+    assert_eq!(
+        (body["profile"]["name"].clone(), body["expires_in"].clone()),
+        (json!("bot"), json!(60))
+    );
+    let bot = body["access_token"].as_str().unwrap().to_owned();
+    let r = call(&server, "GET", "/auth", &bot, "");
+    assert_eq!((r.status, r.header("x-auth-user")), (200, Some("bot")));
+    assert_eq!(
+        outcome(&call(
+            &server,
+            "POST",
+            "/tokens",
+            &root,
+            r#"{"user": "ghost"}"#
+        )),
+        (404, json!("not_found"))
+    );
+
+    // Revoking one token by its jti: that one is refused at once, the others still work.
+    let claims = bot.split('.').nth(1).unwrap();
+    let claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(claims)
+            .unwrap(),
+    )
+    .unwrap();
+    let revoke = json!({"jti": claims["jti"], "exp": claims["exp"]}).to_string();
+    assert_eq!(
+        outcome(&call(&server, "POST", "/tokens/revoke", &ann, &revoke)),
+        (403, json!("permission_denied"))
+    );
+    let r = call(&server, "POST", "/tokens/revoke", &root, &revoke);
+    assert_eq!(
+        (r.status, r.json()["message"].clone()),
+        (200, json!("revoked"))
+    );
+    assert_eq!(auth_status(&server, &bot), (401, json!("token_revoked")));
+    assert_eq!(auth_status(&server, &own).0, 200);
+    let r = call(&server, "POST", "/tokens/revoke", &root, &revoke);
+    assert_eq!(r.json()["message"], "already revoked");
+    // A locked user gets no token.
+    cli.run(&["user", "lock", "bot"]).ok();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let r = call(&server, "POST", "/tokens", &root, r#"{"user": "bot"}"#);
+        if r.status == 409 {
+            assert!(r.json()["message"].as_str().unwrap().contains("locked"));
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the lock never arrived: {r:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
