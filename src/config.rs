@@ -1,9 +1,9 @@
 //! The server's configuration: a TOML file (`--config`, `JWTGATE_CONFIG`) read into `RawConfig`
-//! with unknown keys refused, then checked once into `Config`. Flags and environment variables
-//! override the file.
+//! with unknown keys refused, then checked once into `Config`. Environment variables
+//! (`JWTGATE_SERVER_<KEY>`, `JWTGATE_LOGIN_<KEY>`) override the file, and flags override both.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
@@ -47,6 +47,14 @@ pub struct RawServer {
     pub issuer: Option<String>,
     /// The server's public base URL (for `jwks_uri`); by default taken from the request's Host.
     pub public_url: Option<String>,
+    /// HTTPS: a PEM certificate chain (leaf first) and its PEM private key; both or neither.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Clock skew allowed when checking `exp`, `nbf` and `iat`.
+    pub leeway_seconds: Option<u64>,
+    /// Remember accepted tokens until their `exp` or the next change (on by default; off
+    /// only to measure what it saves).
+    pub verdict_cache: Option<bool>,
 }
 
 /// The checked configuration.
@@ -57,6 +65,10 @@ pub struct Config {
     pub api_prefix: String,
     pub issuer: String,
     pub public_url: Option<String>,
+    /// Certificate chain and key files, when serving HTTPS.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    pub leeway: u64,
+    pub verdict_cache: bool,
     pub login: Login,
 }
 
@@ -73,24 +85,76 @@ pub struct Login {
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
+/// Environment variables that override a section of the file: `JWTGATE_LOGIN_MAX_EXPIRE_SECONDS`
+/// sets `[login] max_expire_seconds`. The value is TOML (`600`, `true`, `["a", "b"]`) or else
+/// taken as a string (`/appmesh`).
+const ENV_SECTIONS: [(&str, &str); 2] =
+    [("JWTGATE_SERVER_", "server"), ("JWTGATE_LOGIN_", "login")];
+
 impl Config {
-    /// Reads `path` (when given) and applies `listen` from a flag or the environment.
+    /// Reads `path` (when given), applies the process's `JWTGATE_SERVER_*`/`JWTGATE_LOGIN_*`
+    /// variables, then `listen` from the flag.
     pub fn load(path: Option<&Path>, listen: Option<&str>) -> Result<Config> {
-        let raw = match path {
-            None => RawConfig::default(),
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("cannot read the config file {}", path.display()))?;
-                toml::from_str(&text).map_err(|e| {
-                    // toml's own report quotes the source over several lines; one line here.
-                    let line = e.span().map_or(1, |span| {
-                        text[..span.start.min(text.len())].matches('\n').count() + 1
-                    });
-                    anyhow::anyhow!("{}:{line}: {}", path.display(), e.message().trim())
-                })?
-            }
+        Config::load_with_env(path, listen, std::env::vars())
+    }
+
+    pub fn load_with_env(
+        path: Option<&Path>,
+        listen: Option<&str>,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config> {
+        let text = match path {
+            None => String::new(),
+            Some(path) => std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the config file {}", path.display()))?,
         };
-        Config::from_raw(raw, listen)
+        let name = path.map_or_else(
+            || "(no config file)".to_owned(),
+            |p| p.display().to_string(),
+        );
+        // The file alone first, so its mistakes are reported with their line.
+        let raw: RawConfig = toml::from_str(&text).map_err(|e| {
+            // toml's own report quotes the source over several lines; one line here.
+            let line = e.span().map_or(1, |span| {
+                text[..span.start.min(text.len())].matches('\n').count() + 1
+            });
+            anyhow::anyhow!("{name}:{line}: {}", e.message().trim())
+        })?;
+        let mut overrides: Vec<(String, &str, String, String)> = Vec::new();
+        for (var, value) in vars {
+            for (prefix, section) in ENV_SECTIONS {
+                if let Some(key) = var.strip_prefix(prefix) {
+                    overrides.push((
+                        var.clone(),
+                        section,
+                        key.to_ascii_lowercase(),
+                        value.clone(),
+                    ));
+                }
+            }
+        }
+        if overrides.is_empty() {
+            return Config::from_raw(raw, listen);
+        }
+        let mut table: toml::Table = toml::from_str(&text)?;
+        for (var, section_name, key, value) in &overrides {
+            let value = toml::from_str::<toml::Table>(&format!("v = {value}"))
+                .ok()
+                .and_then(|mut t| t.remove("v"))
+                .unwrap_or_else(|| toml::Value::String(value.clone()));
+            let section = table
+                .entry(*section_name)
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let Some(section) = section.as_table_mut() else {
+                bail!("{var}: [{section_name}] in {name} is not a table");
+            };
+            section.insert(key.clone(), value);
+        }
+        let vars: Vec<&str> = overrides.iter().map(|o| o.0.as_str()).collect();
+        let raw: RawConfig = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e| anyhow::anyhow!("{} (set by {})", e.message().trim(), vars.join(", ")))?;
+        Config::from_raw(raw, listen).with_context(|| format!("with {} set", vars.join(", ")))
     }
 
     pub fn from_raw(raw: RawConfig, listen: Option<&str>) -> Result<Config> {
@@ -146,6 +210,16 @@ impl Config {
         if !(1..=86_400).contains(&failure_window_seconds) {
             bail!("login.failure_window_seconds must be between 1 and 86400");
         }
+        let tls = match (raw.server.tls_cert, raw.server.tls_key) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => Some((cert, key)),
+            _ => bail!("tls_cert and tls_key go together: give both for HTTPS, or neither"),
+        };
+        let leeway = raw.server.leeway_seconds.unwrap_or(60);
+        if leeway > 3600 {
+            bail!("server.leeway_seconds must be between 0 and 3600");
+        }
+        let verdict_cache = raw.server.verdict_cache.unwrap_or(true);
         let audiences = raw.login.audiences.unwrap_or_default();
         if audiences.iter().any(|a| a.trim().is_empty()) {
             bail!("login.audiences must not contain an empty audience");
@@ -155,6 +229,9 @@ impl Config {
             api_prefix,
             issuer,
             public_url,
+            tls,
+            leeway,
+            verdict_cache,
             login: Login {
                 default_expire_seconds,
                 max_expire_seconds,
@@ -211,9 +288,72 @@ mod tests {
                 "between 1 and login.max_expire_seconds (60)",
             ),
             ("[login]\naudiences = [\"\"]", "empty audience"),
+            (
+                "[server]\ntls_cert = \"c.pem\"",
+                "tls_cert and tls_key go together",
+            ),
+            ("[server]\nleeway_seconds = 3601", "between 0 and 3600"),
         ] {
             let err = format!("{:#}", parse(text).unwrap_err());
             assert!(err.contains(want), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn environment_variables_override_the_file_and_the_flag_overrides_both() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[server]\nlisten = \"127.0.0.1:1\"\n[login]\nmax_expire_seconds = 3600\n",
+        )
+        .unwrap();
+        let vars = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect::<Vec<_>>()
+        };
+        let config = Config::load_with_env(
+            Some(&path),
+            None,
+            vars(&[
+                ("JWTGATE_SERVER_API_PREFIX", "/appmesh"),
+                ("JWTGATE_LOGIN_MAX_EXPIRE_SECONDS", "7200"),
+                ("JWTGATE_LOGIN_AUDIENCES", "[\"a\", \"b\"]"),
+                ("JWTGATE_SERVER_VERDICT_CACHE", "false"),
+                ("JWTGATE_SERVER_LISTEN", "127.0.0.1:2"),
+                ("JWTGATE_DATA", "/elsewhere"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.api_prefix, "/appmesh");
+        assert_eq!(config.login.max_expire_seconds, 7200);
+        assert_eq!(config.login.audiences, ["a", "b"]);
+        assert!(!config.verdict_cache);
+        assert_eq!(config.listen.to_string(), "127.0.0.1:2");
+        let flag = Config::load_with_env(
+            Some(&path),
+            Some("127.0.0.1:3"),
+            vars(&[("JWTGATE_SERVER_LISTEN", "127.0.0.1:2")]),
+        )
+        .unwrap();
+        assert_eq!(flag.listen.to_string(), "127.0.0.1:3");
+        for (var, value, want) in [
+            ("JWTGATE_SERVER_LISTN", "x", "unknown field `listn`"),
+            (
+                "JWTGATE_LOGIN_MAX_EXPIRE_SECONDS",
+                "soon",
+                "JWTGATE_LOGIN_MAX_EXPIRE_SECONDS",
+            ),
+            (
+                "JWTGATE_LOGIN_MAX_EXPIRE_SECONDS",
+                "0",
+                "between 1 and ten years",
+            ),
+        ] {
+            let err = Config::load_with_env(Some(&path), None, vars(&[(var, value)])).unwrap_err();
+            assert!(format!("{err:#}").contains(want), "{var}={value}: {err:#}");
         }
     }
 

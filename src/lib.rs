@@ -15,3 +15,4 @@ pub mod qr;
 pub mod state;
 pub mod store;
 pub mod throttle;
+pub mod tls;

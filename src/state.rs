@@ -191,6 +191,9 @@ impl AppState {
 
     /// A cached verdict for `token`, if it is from the current generation and unexpired.
     pub fn cached(&self, token: &str, now: i64) -> Option<Accepted> {
+        if !self.config.verdict_cache {
+            return None;
+        }
         let generation = self.generation.load(Ordering::Acquire);
         let cache = self.cache.lock().ok()?;
         cache
@@ -202,6 +205,9 @@ impl AppState {
     /// Remembers that `token` was accepted. `generation` is the one read before verifying,
     /// so a change that landed meanwhile makes the entry stale at once.
     pub fn remember(&self, token: &str, accepted: &Accepted, generation: u64) {
+        if !self.config.verdict_cache {
+            return;
+        }
         if let Ok(mut cache) = self.cache.lock() {
             if cache.len() >= CACHE_ENTRIES {
                 cache.clear();

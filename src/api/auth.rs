@@ -121,6 +121,7 @@ pub(super) fn authenticate(
     // jwtgate issues tokens without exp on request (revocable), and with an audience only
     // when the client asked for one of the configured ones; its own iss only.
     let rules = Rules::default()
+        .leeway(state.config.leeway)
         .issuer(state.config.issuer.clone())
         .audiences(state.config.login.audiences.clone())
         .allow_missing_audience()

@@ -1,11 +1,13 @@
-//! `jwtgate serve`: the server over the data directory. Today it publishes the signing keys
-//! (`/jwks`, `/.well-known/jwks.json`, OpenID discovery) and answers health checks; login and
-//! `/auth` come next. Stops gracefully on SIGTERM or Ctrl-C.
+//! `jwtgate serve`: the HTTP(S) server over the data directory (login, `/auth`, the keys, the
+//! admin API; see docs/api.md). Logs to stderr (`JWTGATE_LOG=debug|info|warn|error`). Stops
+//! gracefully on SIGTERM or Ctrl-C: in-flight requests finish, new connections are refused.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+use axum::serve::ListenerExt;
 use clap::Args;
 use tokio::net::TcpListener;
 
@@ -13,6 +15,7 @@ use super::{usage, DataDir, Need};
 use crate::api;
 use crate::config::Config;
 use crate::state::AppState;
+use crate::tls;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -27,6 +30,7 @@ pub struct ServeArgs {
 pub fn run(args: ServeArgs, data: &DataDir) -> Result<ExitCode> {
     let config = Config::load(args.config.as_deref(), args.listen.as_deref())
         .map_err(|e| usage(format!("{e:#}")))?;
+    init_logging()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -35,6 +39,13 @@ pub fn run(args: ServeArgs, data: &DataDir) -> Result<ExitCode> {
 }
 
 async fn serve(config: Config, data: &DataDir) -> Result<ExitCode> {
+    // Certificate problems are found before anything is written or listens.
+    let tls = match &config.tls {
+        Some((cert, key)) => {
+            Some(tls::server_config(cert, key).map_err(|e| usage(format!("{e:#}")))?)
+        }
+        None => None,
+    };
     // Like the first CLI write, the first start initialises an empty data directory.
     let model = data.open(Need::Initialised).await?;
     let listen = config.listen;
@@ -44,14 +55,47 @@ async fn serve(config: Config, data: &DataDir) -> Result<ExitCode> {
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr().context("no local address")?;
-    eprintln!("jwtgate: listening on http://{addr}");
-    let app = api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown())
-        .await
-        .context("the server failed")?;
+    let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    match tls {
+        Some(tls) => {
+            eprintln!("jwtgate: listening on https://{addr}");
+            let listener = tls::TlsListener::new(listener, tls)?.tap_io(|_| {});
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown())
+                .await
+        }
+        None => {
+            eprintln!("jwtgate: listening on http://{addr}");
+            // Small answers go out at once rather than waiting for Nagle's timer.
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown())
+                .await
+        }
+    }
+    .context("the server failed")?;
     eprintln!("jwtgate: stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Log lines (never tokens or secrets: at most a `jti`) go to stderr, at `JWTGATE_LOG`'s level
+/// (default `info`).
+fn init_logging() -> Result<()> {
+    let level = std::env::var("JWTGATE_LOG").unwrap_or_else(|_| "info".to_owned());
+    let level: tracing::level_filters::LevelFilter = level.parse().map_err(|_| {
+        usage(format!(
+            "JWTGATE_LOG={level:?}: use off, error, warn, info, debug or trace"
+        ))
+    })?;
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_target(false)
+        .try_init()
+        .map_err(|e| anyhow::anyhow!("cannot start logging: {e}"))
 }
 
 /// Resolves on SIGTERM (service managers) or Ctrl-C.

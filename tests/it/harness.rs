@@ -168,7 +168,10 @@ impl Cli {
         let log = std::sync::Arc::clone(&stderr);
         std::thread::spawn(move || {
             for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                if let Some(addr) = line.strip_prefix("jwtgate: listening on http://") {
+                if let Some(addr) = line
+                    .strip_prefix("jwtgate: listening on http://")
+                    .or_else(|| line.strip_prefix("jwtgate: listening on https://"))
+                {
                     let _ = tx.send(addr.to_owned());
                 }
                 let mut log = log.lock().unwrap();
