@@ -22,6 +22,9 @@ pub enum Error {
     /// The current state does not allow it (exists already, role still held): HTTP 409.
     #[error("{0}")]
     Conflict(String),
+    /// Something on the server's side failed (no randomness, an unreadable stored secret).
+    #[error("{0}")]
+    Internal(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -49,7 +52,12 @@ pub struct NewUser {
     pub password_hash: String,
     pub group: Option<String>,
     pub email: Option<String>,
+    pub locked: bool,
 }
+
+/// The name that means "the caller" in the admin API's paths (`/users/self`); no user is
+/// created with it.
+pub const SELF: &str = "self";
 
 /// A created user, and the roles that were deleted while it was being created (not granted).
 pub struct Added {
@@ -60,6 +68,11 @@ pub struct Added {
 /// Creates a user; every role must exist.
 pub async fn add_user(model: &Model, new: NewUser, now: i64) -> Result<Added> {
     check_user_name(&new.name)?;
+    if new.name == SELF {
+        return Err(Error::Invalid(format!(
+            "'{SELF}' is reserved: in the HTTP API it means the caller"
+        )));
+    }
     let roles = known_roles(model, new.roles).await?;
     let user = User {
         name: new.name.clone(),
@@ -67,6 +80,7 @@ pub async fn add_user(model: &Model, new: NewUser, now: i64) -> Result<Added> {
         roles: roles.clone(),
         group: new.group,
         email: new.email,
+        locked: new.locked,
         // A token for an earlier user of the same name must not work for this one.
         tokens_valid_after: Some(now),
         created: now,
@@ -223,13 +237,23 @@ pub async fn revoke_jti(model: &Model, jti: &str, exp: Option<i64>, now: i64) ->
     }
 }
 
-/// Starts TOTP enrolment with a new secret. `pending` enrolments (the admin API's) count
-/// only once `confirm_totp` saw a code from the authenticator; the CLI enrols at once.
+/// A new TOTP with a random secret.
+pub fn new_totp() -> Result<Totp> {
+    Totp::generate_secret()
+        .map(Totp::new)
+        .map_err(|e| Error::Internal(format!("cannot make a TOTP secret: {e}")))
+}
+
+/// Stores `totp` (from `new_totp`) as the user's. `pending` enrolments (the admin API's)
+/// count only once `confirm_totp` saw a code from the authenticator; the CLI enrols at once.
 /// A pending enrolment is replaced; an active one is refused.
-pub async fn enroll_totp(model: &Model, name: &str, pending: bool, now: i64) -> Result<Totp> {
-    let secret = Totp::generate_secret()
-        .map_err(|e| Error::Refused(format!("cannot make a TOTP secret: {e}")))?;
-    let totp = Totp::new(secret);
+pub async fn enroll_totp(
+    model: &Model,
+    name: &str,
+    totp: &Totp,
+    pending: bool,
+    now: i64,
+) -> Result<()> {
     let state = TotpState {
         secret: totp.secret_text(),
         last_step: None,
@@ -245,7 +269,7 @@ pub async fn enroll_totp(model: &Model, name: &str, pending: bool, now: i64) -> 
         Ok(())
     })
     .await?;
-    Ok(totp)
+    Ok(())
 }
 
 /// Completes a pending enrolment with a code from the authenticator app.
@@ -257,7 +281,7 @@ pub async fn confirm_totp(model: &Model, name: &str, code: &str, now: i64) -> Re
             )));
         };
         let totp = Totp::from_secret_text(&state.secret)
-            .ok_or_else(|| Error::Refused("the stored TOTP secret is unreadable".into()))?;
+            .ok_or_else(|| Error::Internal("the stored TOTP secret is unreadable".into()))?;
         match totp.check(code, now, state.last_step) {
             Ok(step) => {
                 state.last_step = Some(step);

@@ -20,6 +20,10 @@ pub struct AppState {
     pub model: Model,
     keys: Arc<RwLock<Arc<PublishedKeys>>>,
     directory: Arc<RwLock<Directory>>,
+    /// Held from reading the store to applying what was read, by every directory update: a
+    /// read taken before a write can then never be applied after that write's own update
+    /// (which would undo a lock or a revocation the API has already confirmed).
+    refreshing: Arc<tokio::sync::Mutex<()>>,
     /// Bumped on every change to users, roles, revocations or keys: cached verdicts from an
     /// older generation are not used.
     generation: Arc<AtomicU64>,
@@ -117,6 +121,7 @@ impl AppState {
             model,
             keys: Arc::new(RwLock::new(Arc::new(keys))),
             directory: Arc::new(RwLock::new(directory)),
+            refreshing: Arc::default(),
             generation: Arc::new(AtomicU64::new(0)),
             cache: Arc::new(Mutex::new(HashMap::new())),
             challenges: Arc::new(Mutex::new(HashMap::new())),
@@ -220,7 +225,8 @@ impl AppState {
 
     /// Denylists `jti` in this server's directory at once (the store has it already), so
     /// the next request sees it without waiting for the change stream.
-    pub fn apply_revocation(&self, jti: &str) {
+    pub async fn apply_revocation(&self, jti: &str) {
+        let _serial = self.refreshing.lock().await;
         match self.directory.write() {
             Ok(mut directory) => directory.revoke(jti),
             Err(poisoned) => poisoned.into_inner().revoke(jti),
@@ -279,8 +285,9 @@ impl AppState {
             self.reload_keys().await;
             return;
         }
-        // Fetched without the lock, applied with it: a revocation this server applied
-        // meanwhile (logout) is not overwritten by a stale copy.
+        // One refresh at a time, each reading after the previous one applied: a stale read
+        // cannot overwrite a newer state (a lock, a logout) that was applied meanwhile.
+        let _serial = self.refreshing.lock().await;
         let update = Directory::fetch(&self.model, kind, name).await;
         let relevant = match self.directory.write() {
             Ok(mut directory) => directory.apply(update),
@@ -312,6 +319,7 @@ impl AppState {
 
     async fn resync(&self) {
         self.reload_keys().await;
+        let _serial = self.refreshing.lock().await;
         let Ok(fresh) = Directory::load(&self.model).await else {
             return;
         };

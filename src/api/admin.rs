@@ -5,7 +5,9 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -19,7 +21,7 @@ use super::login;
 use crate::manage::{self, Error};
 use crate::model::{Role, User};
 use crate::state::{Accepted, AppState};
-use crate::store::Kind;
+use crate::store::{Kind, StoreError};
 
 /// The permissions the admin API checks (a role with `*` has them all).
 pub mod perm {
@@ -42,6 +44,30 @@ pub mod perm {
 /// header, so errors are responses), boxed to keep results small.
 type Fail = Box<Response>;
 
+/// Admin changes take the token from a header only. A browser attaches the session cookie
+/// even to requests another page makes it send (CSRF); it never adds a header on its own.
+pub async fn header_token_for_changes(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let headers = request.headers();
+    let change = !matches!(
+        *request.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD
+    );
+    let by_header = headers.contains_key(axum::http::header::AUTHORIZATION)
+        || headers.contains_key("x-auth-token");
+    if change && !by_header && headers.contains_key(axum::http::header::COOKIE) {
+        return ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "header_token_required",
+            "admin changes take the token in `Authorization: Bearer` or `X-Auth-Token`, not the session cookie",
+        )
+        .into_response();
+    }
+    next.run(request).await
+}
+
 /// A handler's result: the answer, or the error answer.
 type Answer = Result<Response, Fail>;
 
@@ -56,14 +82,37 @@ impl From<Error> for ApiError {
             Error::Refused(m) => ApiError::new(StatusCode::BAD_REQUEST, "refused", m),
             Error::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, "not_found", m),
             Error::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
-            Error::Store(e) => ApiError::unavailable(e.to_string()),
+            Error::Internal(m) => {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", m)
+            }
+            Error::Store(e) => e.into(),
         }
     }
 }
 
-impl From<crate::store::StoreError> for ApiError {
-    fn from(e: crate::store::StoreError) -> ApiError {
-        Error::Store(e).into()
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        match e {
+            // Other writers kept winning the compare-and-swap.
+            StoreError::Conflict { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
+            }
+            StoreError::NotFound { .. } => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
+            }
+            StoreError::Exists { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
+            }
+            StoreError::InvalidName { .. } => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_input", e.to_string())
+            }
+            StoreError::Corrupt { .. } => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "store_corrupt",
+                e.to_string(),
+            ),
+            StoreError::Io { .. } | StoreError::Task(_) => ApiError::unavailable(e.to_string()),
+        }
     }
 }
 
@@ -117,6 +166,43 @@ fn self_or(
         require(state, &caller, permission)?;
     }
     Ok((caller, name))
+}
+
+/// Refuses unless the caller holds every permission that `roles` grant: nobody hands out,
+/// or acts on a user with, more than they have themselves.
+fn covers(state: &AppState, caller: &Accepted, roles: &[String], doing: &str) -> Result<(), Fail> {
+    let missing = state.with_directory(|d| {
+        roles.iter().find_map(|role| {
+            let granted = d.role(role)?;
+            granted
+                .permissions
+                .iter()
+                .find(|p| !d.allows(&caller.roles, p))
+                .map(|p| (role.clone(), p.clone()))
+        })
+    });
+    match missing {
+        None => Ok(()),
+        Some((role, permission)) => Err(err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "permission_denied",
+            format!(
+                "user '{}' cannot {doing}: role '{role}' grants '{permission}', which they lack",
+                caller.user
+            ),
+        ))),
+    }
+}
+
+/// Refuses acting on another user who holds permissions the caller lacks.
+fn outranks(state: &AppState, caller: &Accepted, name: &str) -> Result<(), Fail> {
+    if name == caller.user {
+        return Ok(());
+    }
+    let roles = state
+        .with_directory(|d| d.user(name).map(|u| u.roles.clone()))
+        .unwrap_or_default();
+    covers(state, caller, &roles, &format!("act on '{name}'"))
 }
 
 /// A JSON request body; an empty body is `{}` (every field optional where that makes sense).
@@ -215,7 +301,10 @@ pub struct UserBody {
     locked: Option<bool>,
 }
 
-/// `PUT /users/{name}`: creates the user (a password is needed) or changes the fields given.
+/// `PUT /users/{name}`: creates the user (`user-add`; a password is needed) or changes the
+/// fields given. Each field needs the permission of the action it stands for: `roles` needs
+/// `user-roles`, `password` on another user `passwd-change`, `locked` `user-lock` or
+/// `user-unlock`, `group`/`email` `user-add`.
 pub async fn put_user(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -224,30 +313,54 @@ pub async fn put_user(
 ) -> Response {
     answer(
         async {
-            let caller = caller_with(&state, &headers, perm::USER_ADD)?;
+            let caller = caller(&state, &headers)?;
             let name = target(&caller, &name);
             let request: UserBody = body(raw)?;
             manage::check_user_name(&name).map_err(err)?;
             if request.password.as_deref() == Some("") {
                 return Err(err(Error::Invalid("the password is empty".into())));
             }
-            let hash = match request.password.clone() {
-                Some(password) => Some(state.hash_password(password).await.map_err(|e| {
-                    err(ApiError::new(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "hash_failed",
-                        format!("cannot hash the password: {e:#}"),
-                    ))
-                })?),
-                None => None,
-            };
-            let now = crate::cli::now();
             let exists = state
                 .model
                 .get::<User>(Kind::User, &name)
                 .await
                 .map_err(err)?
                 .is_some();
+            if exists {
+                if request.password.is_some() && name == caller.user {
+                    return Err(err(Error::Invalid(
+                    "change your own password with POST .../users/self/passwd and \"old_password\""
+                        .into(),
+                )));
+                }
+                if request.group.is_some() || request.email.is_some() {
+                    require(&state, &caller, perm::USER_ADD)?;
+                }
+                if request.password.is_some() {
+                    require(&state, &caller, perm::PASSWD_CHANGE)?;
+                }
+                match request.locked {
+                    Some(true) => require(&state, &caller, perm::USER_LOCK)?,
+                    Some(false) => require(&state, &caller, perm::USER_UNLOCK)?,
+                    None => {}
+                }
+            } else {
+                require(&state, &caller, perm::USER_ADD)?;
+            }
+            if request.roles.is_some() {
+                require(&state, &caller, perm::USER_ROLES)?;
+            }
+            if exists {
+                outranks(&state, &caller, &name)?;
+            }
+            if let Some(roles) = &request.roles {
+                covers(&state, &caller, roles, "grant these roles")?;
+            }
+            let hash = match request.password.clone() {
+                Some(password) => Some(hash(&state, password).await?),
+                None => None,
+            };
+            let now = crate::cli::now();
             let (user, status) = if exists {
                 let roles = match request.roles {
                     Some(roles) => Some(
@@ -292,27 +405,29 @@ pub async fn put_user(
                         password_hash,
                         group: request.group.filter(|g| !g.is_empty()),
                         email: request.email.filter(|e| !e.is_empty()),
+                        locked: request.locked.unwrap_or(false),
                     },
                     now,
                 )
                 .await
                 .map_err(err)?;
-                let mut user = added.user;
-                if request.locked == Some(true) {
-                    user = manage::change_user(&state.model, &name, now, |u| {
-                        u.locked = true;
-                        Ok(())
-                    })
-                    .await
-                    .map_err(err)?;
-                }
-                (user, StatusCode::CREATED)
+                (added.user, StatusCode::CREATED)
             };
             refresh(&state, Kind::User, &name).await;
             Ok((status, Json(manage::user_view(&user))).into_response())
         }
         .await,
     )
+}
+
+async fn hash(state: &AppState, password: String) -> Result<String, Fail> {
+    state.hash_password(password).await.map_err(|e| {
+        err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "hash_failed",
+            format!("cannot hash the password: {e:#}"),
+        ))
+    })
 }
 
 pub async fn delete_user(
@@ -329,6 +444,7 @@ pub async fn delete_user(
                     "you cannot delete yourself; another admin can".into(),
                 )));
             }
+            outranks(&state, &caller, &name)?;
             manage::delete_user(&state.model, &name)
                 .await
                 .map_err(err)?;
@@ -368,6 +484,7 @@ async fn set_locked(
         async {
             let caller = caller_with(&state, &headers, permission)?;
             let name = target(&caller, &name);
+            outranks(&state, &caller, &name)?;
             let user = manage::change_user(&state.model, &name, crate::cli::now(), |u| {
                 u.locked = locked;
                 Ok(())
@@ -393,6 +510,7 @@ pub struct PasswdBody {
 /// `passwd-change`. Wrong old passwords count as failed logins (throttled the same way).
 pub async fn passwd(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(name): Path<String>,
     headers: HeaderMap,
     raw: Result<Bytes, BytesRejection>,
@@ -401,6 +519,10 @@ pub async fn passwd(
         async {
             let caller = caller(&state, &headers)?;
             let name = target(&caller, &name);
+            if name != caller.user {
+                require(&state, &caller, perm::PASSWD_CHANGE)?;
+                outranks(&state, &caller, &name)?;
+            }
             let request: PasswdBody = body(raw)?;
             if name == caller.user {
                 let Some(old) = request.old_password else {
@@ -408,24 +530,13 @@ pub async fn passwd(
                         "changing your own password needs \"old_password\"".into(),
                     )));
                 };
-                check_old_password(&state, &name, old).await?;
-            } else {
-                require(&state, &caller, perm::PASSWD_CHANGE)?;
+                check_own_password(&state, peer, &name, old, "old_password").await?;
             }
             if request.new_password.is_empty() {
                 return Err(err(Error::Invalid("the new password is empty".into())));
             }
             manage::check_user_name(&name).map_err(err)?;
-            let hash = state
-                .hash_password(request.new_password)
-                .await
-                .map_err(|e| {
-                    err(ApiError::new(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "hash_failed",
-                        format!("cannot hash the password: {e:#}"),
-                    ))
-                })?;
+            let hash = hash(&state, request.new_password).await?;
             manage::change_user(&state.model, &name, crate::cli::now(), |u| {
                 u.password = hash.clone();
                 Ok(())
@@ -441,34 +552,30 @@ pub async fn passwd(
     )
 }
 
-async fn check_old_password(state: &AppState, name: &str, old: String) -> Result<(), Fail> {
-    let login = &state.config.login;
-    let key = format!("user:{name}");
-    let now = crate::cli::now();
-    if let Err(wait) = state.throttle.check(
-        &key,
-        login.max_failures_per_user,
-        login.failure_window_seconds,
-        now,
-    ) {
-        return Err(err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_attempts",
-            format!("too many wrong passwords; retry in {wait} s"),
-        )));
-    }
+/// Checks the caller's own password (`field` names it in the answer), throttled like a login:
+/// counted before hashing, refunded on success, 429 with `Retry-After` over the limit.
+async fn check_own_password(
+    state: &AppState,
+    peer: SocketAddr,
+    name: &str,
+    password: String,
+    field: &str,
+) -> Result<(), Fail> {
+    let keys = login::Keys::new(name, peer);
+    keys.check(state)?;
+    keys.count(state, true);
     let stored = state
         .with_directory(|d| d.user(name).map(|u| u.password.clone()))
         .unwrap_or_else(|| state.dummy_hash().to_owned());
-    if state.check_password(old, stored).await {
+    if state.check_password(password, stored).await {
+        keys.refund(state, true);
         return Ok(());
     }
-    state.throttle.fail(&key, login.failure_window_seconds, now);
     state.metrics.login_failure();
     Err(err(ApiError::new(
         StatusCode::FORBIDDEN,
         "wrong_password",
-        "old_password is wrong",
+        format!("{field} is wrong"),
     )))
 }
 
@@ -489,7 +596,9 @@ pub async fn put_user_roles(
         async {
             let caller = caller_with(&state, &headers, perm::USER_ROLES)?;
             let name = target(&caller, &name);
+            outranks(&state, &caller, &name)?;
             let request: RolesBody = body(raw)?;
+            covers(&state, &caller, &request.roles, "grant these roles")?;
             let user = manage::set_roles(&state.model, &name, request.roles, crate::cli::now())
                 .await
                 .map_err(err)?;
@@ -509,7 +618,8 @@ pub async fn revoke_user(
 ) -> Response {
     answer(
         async {
-            let (_, name) = self_or(&state, &headers, &name, perm::TOKEN_REVOKE)?;
+            let (caller, name) = self_or(&state, &headers, &name, perm::TOKEN_REVOKE)?;
+            outranks(&state, &caller, &name)?;
             let user = manage::revoke_user_tokens(&state.model, &name, crate::cli::now())
                 .await
                 .map_err(err)?;
@@ -526,11 +636,22 @@ pub async fn revoke_user(
 
 // ---- TOTP ----
 
-/// `POST /users/self/totp`: a new secret to scan, pending until confirmed with a code.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollBody {
+    /// The caller's password: a stolen token alone must not put a second factor in front of
+    /// the account.
+    password: String,
+}
+
+/// `POST /users/self/totp {"password"}`: a new secret to scan, pending until confirmed with
+/// a code.
 pub async fn totp_enroll(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(name): Path<String>,
     headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
 ) -> Response {
     answer(async {
         let caller = caller(&state, &headers)?;
@@ -541,19 +662,17 @@ pub async fn totp_enroll(
                 "TOTP is enrolled by the user themselves (POST .../users/self/totp)",
             )));
         }
+        let request: EnrollBody = body(raw)?;
         let name = caller.user;
-        let totp = manage::enroll_totp(&state.model, &name, true, crate::cli::now())
+        check_own_password(&state, peer, &name, request.password, "password").await?;
+        let totp = manage::new_totp().map_err(err)?;
+        let uri = totp.uri(&state.config.issuer, &name);
+        // Drawn before anything is stored: a failure here changes nothing.
+        let svg = crate::qr::svg(&uri).map_err(|e| err(Error::Internal(format!("{e:#}"))))?;
+        manage::enroll_totp(&state.model, &name, &totp, true, crate::cli::now())
             .await
             .map_err(err)?;
         refresh(&state, Kind::User, &name).await;
-        let uri = totp.uri(&state.config.issuer, &name);
-        let svg = crate::qr::svg(&uri).map_err(|e| {
-            err(ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "qr_failed",
-                format!("{e:#}"),
-            ))
-        })?;
         let mut response = ok(json!({
             "otpauth_uri": uri,
             "secret": totp.secret_base32(),
@@ -619,6 +738,7 @@ pub async fn totp_disable(
         async {
             let caller = caller_with(&state, &headers, perm::TOTP_DISABLE)?;
             let name = target(&caller, &name);
+            outranks(&state, &caller, &name)?;
             let user = manage::disable_totp(&state.model, &name, crate::cli::now())
                 .await
                 .map_err(err)?;
@@ -683,8 +803,27 @@ pub async fn put_role(
 ) -> Response {
     answer(
         async {
-            caller_with(&state, &headers, perm::ROLE_SET)?;
+            let caller = caller_with(&state, &headers, perm::ROLE_SET)?;
             let request: RoleBody = body(raw)?;
+            if let Some(p) = request
+                .permissions
+                .iter()
+                .find(|p| !state.with_directory(|d| d.allows(&caller.roles, p)))
+            {
+                return Err(err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "permission_denied",
+                    format!("user '{}' cannot grant '{p}', which they lack", caller.user),
+                )));
+            }
+            // Changing a role changes everyone who holds it: only a caller who holds what it
+            // grants today may change it.
+            covers(
+                &state,
+                &caller,
+                std::slice::from_ref(&name),
+                "change this role",
+            )?;
             let (role, new) = manage::set_role(&state.model, &name, request.permissions)
                 .await
                 .map_err(err)?;
@@ -706,7 +845,13 @@ pub async fn delete_role(
 ) -> Response {
     answer(
         async {
-            caller_with(&state, &headers, perm::ROLE_DELETE)?;
+            let caller = caller_with(&state, &headers, perm::ROLE_DELETE)?;
+            covers(
+                &state,
+                &caller,
+                std::slice::from_ref(&name),
+                "delete this role",
+            )?;
             let late = manage::delete_role(&state.model, &name, crate::cli::now())
                 .await
                 .map_err(err)?;
@@ -775,16 +920,40 @@ async fn issue(state: &AppState, headers: &HeaderMap, request: TokenRequest) -> 
         None => caller.user.clone(),
         Some(name) => target(&caller, name),
     };
-    if name != caller.user {
+    let privileged = if name == caller.user {
+        state.with_directory(|d| d.allows(&caller.roles, perm::TOKEN_ISSUE))
+    } else {
         require(state, &caller, perm::TOKEN_ISSUE)?;
-    }
-    let ttl = login::expire_seconds(
+        outranks(state, &caller, &name)?;
+        true
+    };
+    let mut ttl = login::expire_seconds(
         state,
         request.expire_seconds.map(|s| s.to_string()).as_deref(),
         "expire_seconds",
     )
     .map_err(err)?;
-    let audience = login::audience(state, request.audience.as_deref(), "audience").map_err(err)?;
+    let mut audience =
+        login::audience(state, request.audience.as_deref(), "audience").map_err(err)?;
+    if !privileged {
+        // Without token-issue, a token from a token is no more than the one presented: it
+        // ends when that one ends and keeps its audience (a fresh, long token takes a login).
+        if let Some(exp) = caller.exp {
+            ttl = ttl.min(exp - crate::cli::now()).max(1);
+        }
+        if let Some(presented) = &caller.audience {
+            if audience.as_ref().is_some_and(|a| a != presented) {
+                return Err(err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "audience_not_allowed",
+                    format!(
+                        "a token for yourself keeps the audience of the one presented ({presented:?})"
+                    ),
+                )));
+            }
+            audience = Some(presented.clone());
+        }
+    }
     let user = state
         .with_directory(|d| d.user(&name).cloned())
         .ok_or_else(|| err(Error::NotFound(format!("unknown user '{name}'"))))?;
@@ -820,7 +989,7 @@ pub async fn revoke_token(
                 manage::revoke_jti(&state.model, &request.jti, request.exp, crate::cli::now())
                     .await
                     .map_err(err)?;
-            state.apply_revocation(&request.jti);
+            state.apply_revocation(&request.jti).await;
             Ok(ok(json!({
                 "success": true,
                 "message": if new { "revoked" } else { "already revoked" },

@@ -56,13 +56,13 @@ pub async fn login(
 }
 
 /// The throttling keys of one attempt: the user name and the client address.
-struct Keys {
+pub(super) struct Keys {
     user: String,
     ip: String,
 }
 
 impl Keys {
-    fn new(name: &str, peer: SocketAddr) -> Keys {
+    pub(super) fn new(name: &str, peer: SocketAddr) -> Keys {
         // No user name is longer than 64 characters; longer ones share one bucket, so junk
         // names cannot grow the table by their size.
         let name = if name.len() > 64 { "<too long>" } else { name };
@@ -73,7 +73,7 @@ impl Keys {
     }
 
     /// The 429 to answer when either key is over its limit.
-    fn check(&self, state: &AppState) -> Result<(), Box<Response>> {
+    pub(super) fn check(&self, state: &AppState) -> Result<(), Box<Response>> {
         let login = &state.config.login;
         let now = crate::cli::now();
         let window = login.failure_window_seconds;
@@ -104,7 +104,7 @@ impl Keys {
     }
 
     /// Counts an attempt against the address, and the user name when `user`.
-    fn count(&self, state: &AppState, user: bool) {
+    pub(super) fn count(&self, state: &AppState, user: bool) {
         let window = state.config.login.failure_window_seconds;
         let now = crate::cli::now();
         if user {
@@ -113,7 +113,7 @@ impl Keys {
         state.throttle.fail(&self.ip, window, now);
     }
 
-    fn refund(&self, state: &AppState, user: bool) {
+    pub(super) fn refund(&self, state: &AppState, user: bool) {
         let window = state.config.login.failure_window_seconds;
         let now = crate::cli::now();
         if user {

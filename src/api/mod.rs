@@ -30,6 +30,32 @@ pub fn router(state: AppState) -> Router {
         .route("/totp/validate", post(login::totp_validate))
         .route("/logout", post(session::logout))
         .route("/token/renew", post(session::renew))
+        .merge(admin_routes());
+    let api = if state.config.api_prefix.is_empty() {
+        api
+    } else {
+        Router::new().nest(&state.config.api_prefix, api)
+    };
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .route("/.well-known/jwks.json", get(jwks::jwks))
+        .route(
+            "/.well-known/openid-configuration",
+            get(jwks::openid_configuration),
+        )
+        .merge(api)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn_with_state(state.clone(), count_request))
+        .with_state(state)
+}
+
+/// The admin API (docs/api.md); its changes take the token from a header only.
+fn admin_routes() -> Router<AppState> {
+    Router::new()
         .route("/users", get(admin::list_users))
         .route(
             "/users/{name}",
@@ -56,27 +82,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/tokens", post(admin::issue_token))
         .route("/tokens/new", get(admin::issue_token_get))
-        .route("/tokens/revoke", post(admin::revoke_token));
-    let api = if state.config.api_prefix.is_empty() {
-        api
-    } else {
-        Router::new().nest(&state.config.api_prefix, api)
-    };
-    Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics))
-        .route("/.well-known/jwks.json", get(jwks::jwks))
-        .route(
-            "/.well-known/openid-configuration",
-            get(jwks::openid_configuration),
-        )
-        .merge(api)
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(MAX_BODY))
-        .layer(middleware::from_fn_with_state(state.clone(), count_request))
-        .with_state(state)
+        .route("/tokens/revoke", post(admin::revoke_token))
+        .route_layer(middleware::from_fn(admin::header_token_for_changes))
 }
 
 /// Counts every answered request by its route pattern and status.

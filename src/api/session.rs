@@ -97,6 +97,6 @@ async fn revoke(
         }
         Err(e) => return Err(ApiError::unavailable(e.to_string())),
     }
-    state.apply_revocation(jti);
+    state.apply_revocation(jti).await;
     Ok(())
 }

@@ -147,7 +147,8 @@ pub fn run(cmd: UserCommand, data: &DataDir) -> Result<ExitCode> {
                 Ok(ExitCode::SUCCESS)
             }
             UserCommand::Totp(TotpCommand::Enroll { name }) => {
-                let totp = manage::enroll_totp(&model, &name, false, now).await?;
+                let totp = manage::new_totp()?;
+                manage::enroll_totp(&model, &name, &totp, false, now).await?;
                 let uri = totp.uri("jwtgate", &name);
                 println!("TOTP enrolled for '{name}'. Scan this with an authenticator app:");
                 println!("{}", crate::qr::render(&uri)?);
@@ -230,6 +231,7 @@ async fn add(model: &Model, new: NewUser) -> Result<ExitCode> {
             password_hash: password::hash(&new.password)?,
             group: None,
             email: None,
+            locked: false,
         },
         now(),
     )

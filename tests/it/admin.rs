@@ -474,28 +474,79 @@ fn a_password_change_needs_the_old_password_or_the_permission() {
     login(&server, "bob:bob2");
 }
 
+/// RFC 4648 base32 (what authenticator apps read from the otpauth URI), without padding.
+fn base32(text: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    let (mut buffer, mut bits) = (0u32, 0);
+    for c in text.trim_end_matches('=').bytes() {
+        let value = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'2'..=b'7' => c - b'2' + 26,
+            _ => panic!("not base32: {text}"),
+        };
+        buffer = (buffer << 5) | u32::from(value);
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buffer >> bits) as u8);
+        }
+    }
+    out
+}
+
 #[test]
-fn totp_enrolment_for_oneself_counts_only_once_confirmed() {
+fn totp_enrolment_for_oneself_needs_the_password_and_counts_only_once_confirmed() {
     let cli = Cli::new();
     cli.run(&["user", "add", "root:admin:rootpw"]).ok();
     cli.run(&["user", "add", "ann:user:pw"]).ok();
     let server = cli.serve(&[]);
     let ann = login(&server, "ann:pw");
     let r = call(&server, "POST", "/users/self/totp", &ann, "");
+    assert_eq!(outcome(&r), (400, json!("malformed_json")), "{r:?}");
+    let r = call(
+        &server,
+        "POST",
+        "/users/self/totp",
+        &ann,
+        r#"{"password": "nope"}"#,
+    );
+    assert_eq!(outcome(&r), (403, json!("wrong_password")));
+    let r = call(
+        &server,
+        "POST",
+        "/users/self/totp",
+        &ann,
+        r#"{"password": "pw"}"#,
+    );
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.header("cache-control"), Some("no-store"));
     let body = r.json();
     let uri = body["otpauth_uri"].as_str().unwrap();
+    let secret = body["secret"].as_str().unwrap();
     assert!(uri.starts_with("otpauth://totp/jwtgate:ann?"), "{uri}");
-    assert!(
-        uri.contains(&format!("secret={}", body["secret"].as_str().unwrap())),
-        "{uri}"
-    );
+    assert!(uri.contains(&format!("secret={secret}")), "{uri}");
     assert!(body["qr_svg"].as_str().unwrap().contains("<svg"), "{body}");
-    // Pending: login does not ask for a code yet (an unconfirmed secret must not lock ann out).
+    // The codes come from the secret the user was shown, as an authenticator app makes them.
+    let totp = jwtgate_core::totp::Totp::new(base32(secret));
+    assert_eq!(totp.secret_text(), totp_of(&cli, "ann").secret_text());
+    // Pending: login neither asks for a code nor uses one (an unconfirmed secret must not lock
+    // ann out, or be usable).
     login(&server, "ann:pw");
-    let totp = totp_of(&cli, "ann");
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("ann:pw")
+    );
     let code = totp.code_at(now());
+    let r = server.request(
+        "POST",
+        "/login",
+        &[
+            ("Authorization", basic.as_str()),
+            ("X-Totp-Code", code.as_str()),
+        ],
+        "",
+    );
+    assert_eq!(r.status, 200, "{r:?}");
     let wrong = if code == "000000" { "111111" } else { "000000" };
     let r = call(
         &server,
@@ -517,23 +568,37 @@ fn totp_enrolment_for_oneself_counts_only_once_confirmed() {
         (200, json!(true)),
         "{r:?}"
     );
-    // Now login asks for a code.
-    let basic = format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode("ann:pw")
-    );
+    // Now login asks for a code, and the one used to confirm does not work again.
     let r = server.request("POST", "/login", &[("Authorization", basic.as_str())], "");
     assert_eq!(r.status, 428, "{r:?}");
+    let r = server.request(
+        "POST",
+        "/login",
+        &[
+            ("Authorization", basic.as_str()),
+            ("X-Totp-Code", code.as_str()),
+        ],
+        "",
+    );
+    assert_eq!(outcome(&r), (401, json!("totp_replayed")));
     // Enrolling again while active is refused; others cannot enrol for ann or switch it off.
-    assert_eq!(
-        outcome(&call(&server, "POST", "/users/self/totp", &ann, "")),
-        (409, json!("conflict"))
+    let r = call(
+        &server,
+        "POST",
+        "/users/self/totp",
+        &ann,
+        r#"{"password": "pw"}"#,
     );
+    assert_eq!(outcome(&r), (409, json!("conflict")));
     let root = login(&server, "root:rootpw");
-    assert_eq!(
-        outcome(&call(&server, "POST", "/users/ann/totp", &root, "")),
-        (403, json!("self_only"))
+    let r = call(
+        &server,
+        "POST",
+        "/users/ann/totp",
+        &root,
+        r#"{"password": "rootpw"}"#,
     );
+    assert_eq!(outcome(&r), (403, json!("self_only")));
     assert_eq!(
         outcome(&call(&server, "DELETE", "/users/self/totp", &ann, "")),
         (403, json!("permission_denied"))
@@ -541,6 +606,265 @@ fn totp_enrolment_for_oneself_counts_only_once_confirmed() {
     let r = call(&server, "DELETE", "/users/ann/totp", &root, "");
     assert_eq!((r.status, r.json()["totp"].clone()), (200, json!(false)));
     login(&server, "ann:pw");
+}
+
+#[test]
+fn each_admin_action_needs_its_own_permission_and_nobody_grants_more_than_they_hold() {
+    let cli = Cli::new();
+    // The locker may act on users with app-view because it holds app-view itself.
+    for (role, permissions) in [
+        ("adder", &["user-add"][..]),
+        ("locker", &["user-lock", "app-view"]),
+        ("roler", &["user-roles"]),
+        ("setter", &["role-set"]),
+        ("resetter", &["passwd-change"]),
+    ] {
+        let mut args = vec!["role", "set", role];
+        args.extend_from_slice(permissions);
+        cli.run(&args).ok();
+        cli.run(&["user", "add", &format!("{role}:{role}:pw")]).ok();
+    }
+    cli.run(&["role", "set", "viewer", "app-view"]).ok();
+    cli.run(&["user", "add", "ann:viewer:pw"]).ok();
+    cli.run(&["user", "add", "root:admin:rootpw"]).ok();
+    let server = cli.serve(&[]);
+    let token = |name: &str| login(&server, &format!("{name}:pw"));
+    let (adder, locker, roler, setter, resetter) = (
+        token("adder"),
+        token("locker"),
+        token("roler"),
+        token("setter"),
+        token("resetter"),
+    );
+
+    // user-add creates users and edits group/email, and nothing more.
+    assert_eq!(
+        call(
+            &server,
+            "PUT",
+            "/users/dan",
+            &adder,
+            r#"{"password": "pw"}"#
+        )
+        .status,
+        201
+    );
+    assert_eq!(
+        call(
+            &server,
+            "PUT",
+            "/users/dan",
+            &adder,
+            r#"{"email": "d@example.org"}"#
+        )
+        .status,
+        200
+    );
+    for (body, permission) in [
+        (r#"{"roles": ["viewer"]}"#, "user-roles"),
+        (r#"{"password": "new"}"#, "passwd-change"),
+        (r#"{"locked": true}"#, "user-lock"),
+        (r#"{"locked": false}"#, "user-unlock"),
+    ] {
+        let r = call(&server, "PUT", "/users/ann", &adder, body);
+        assert_eq!(
+            (r.status, r.json()["message"].clone()),
+            (
+                403,
+                json!(format!("user 'adder' lacks the permission '{permission}'"))
+            ),
+            "{body}"
+        );
+    }
+    let r = call(
+        &server,
+        "PUT",
+        "/users/eve",
+        &adder,
+        r#"{"password": "pw", "roles": ["admin"]}"#,
+    );
+    assert_eq!(outcome(&r), (403, json!("permission_denied")));
+    let r = call(
+        &server,
+        "PUT",
+        "/users/self",
+        &adder,
+        r#"{"password": "other"}"#,
+    );
+    assert_eq!(
+        outcome(&r),
+        (400, json!("invalid_input")),
+        "own password only through /passwd"
+    );
+    let r = call(
+        &server,
+        "PUT",
+        "/users/self",
+        &adder,
+        r#"{"password": "pw"}"#,
+    );
+    assert_eq!(outcome(&r), (400, json!("invalid_input")));
+
+    // user-lock locks, but not someone holding permissions the locker lacks.
+    assert_eq!(
+        call(&server, "POST", "/users/ann/lock", &locker, "").status,
+        200
+    );
+    assert_eq!(
+        outcome(&call(&server, "POST", "/users/ann/unlock", &locker, "")),
+        (403, json!("permission_denied"))
+    );
+    let r = call(&server, "POST", "/users/root/lock", &locker, "");
+    assert_eq!(
+        (r.status, r.json()["message"].clone()),
+        (
+            403,
+            json!("user 'locker' cannot act on 'root': role 'admin' grants '*', which they lack")
+        )
+    );
+
+    // user-roles gives only roles whose permissions the giver holds.
+    let r = call(
+        &server,
+        "PUT",
+        "/users/self/roles",
+        &roler,
+        r#"{"roles": ["roler", "admin"]}"#,
+    );
+    assert_eq!(outcome(&r), (403, json!("permission_denied")));
+    let r = call(
+        &server,
+        "PUT",
+        "/users/dan/roles",
+        &roler,
+        r#"{"roles": ["viewer"]}"#,
+    );
+    assert_eq!(
+        outcome(&r),
+        (403, json!("permission_denied")),
+        "roler lacks app-view"
+    );
+    assert_eq!(
+        call(
+            &server,
+            "PUT",
+            "/users/dan/roles",
+            &roler,
+            r#"{"roles": ["roler"]}"#
+        )
+        .status,
+        200
+    );
+
+    // role-set cannot write permissions it lacks into a role, nor change the admin role.
+    let r = call(
+        &server,
+        "PUT",
+        "/roles/mine",
+        &setter,
+        r#"{"permissions": ["*"]}"#,
+    );
+    assert_eq!(outcome(&r), (403, json!("permission_denied")));
+    let r = call(
+        &server,
+        "PUT",
+        "/roles/setter",
+        &setter,
+        r#"{"permissions": ["role-set", "user-add"]}"#,
+    );
+    assert_eq!(outcome(&r), (403, json!("permission_denied")));
+    let r = call(
+        &server,
+        "PUT",
+        "/roles/admin",
+        &setter,
+        r#"{"permissions": ["role-set"]}"#,
+    );
+    assert_eq!(outcome(&r), (403, json!("permission_denied")));
+    assert_eq!(
+        call(
+            &server,
+            "PUT",
+            "/roles/mine",
+            &setter,
+            r#"{"permissions": ["role-set"]}"#
+        )
+        .status,
+        201
+    );
+
+    // passwd-change resets passwords of users it outranks only.
+    assert_eq!(
+        call(
+            &server,
+            "POST",
+            "/users/dan/passwd",
+            &resetter,
+            r#"{"new_password": "d2"}"#
+        )
+        .status,
+        403,
+        "dan holds user-roles now"
+    );
+    let r = call(
+        &server,
+        "POST",
+        "/users/root/passwd",
+        &resetter,
+        r#"{"new_password": "mine"}"#,
+    );
+    assert_eq!(outcome(&r), (403, json!("permission_denied")));
+    login(&server, "root:rootpw");
+
+    // A token-issue holder cannot mint tokens for users who outrank them either; nobody
+    // creates a user called `self`.
+    let root = login(&server, "root:rootpw");
+    let r = call(&server, "PUT", "/users/self", &root, r#"{"password": "x"}"#);
+    assert_eq!(outcome(&r), (400, json!("invalid_input")));
+    let r = call(&server, "PUT", "/users/x", &root, "");
+    assert_eq!(outcome(&r), (400, json!("invalid_input")));
+    let out = cli.run(&["user", "add", "self::pw"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("'self' is reserved"), "{}", out.stderr);
+}
+
+#[test]
+fn a_wrong_old_password_is_throttled_like_a_login_and_cookies_do_not_authorise_changes() {
+    let cli = Cli::new();
+    cli.run(&["user", "add", "ann:user:pw"]).ok();
+    let server = cli.serve(&[]);
+    let ann = login(&server, "ann:pw");
+    let wrong = r#"{"new_password": "x", "old_password": "nope"}"#;
+    let statuses: Vec<u16> = (0..6)
+        .map(|_| call(&server, "POST", "/users/self/passwd", &ann, wrong).status)
+        .collect();
+    assert_eq!(statuses, [403, 403, 403, 403, 403, 429]);
+    let r = call(
+        &server,
+        "POST",
+        "/users/self/passwd",
+        &ann,
+        r#"{"new_password": "x", "old_password": "pw"}"#,
+    );
+    assert_eq!(r.status, 429, "the right password waits out the window too");
+    assert!(r.header("retry-after").is_some(), "{r:?}");
+
+    // The session cookie works for reading, not for changing.
+    let cookie = format!("jwtgate_session={ann}");
+    let r = server.request("GET", "/users/self", &[("Cookie", cookie.as_str())], "");
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = server.request(
+        "POST",
+        "/users/self/revoke",
+        &[("Cookie", cookie.as_str())],
+        "",
+    );
+    assert_eq!(outcome(&r), (401, json!("header_token_required")));
+    assert_eq!(
+        call(&server, "GET", "/auth", &ann, "").status,
+        200,
+        "nothing was revoked"
+    );
 }
 
 #[test]
