@@ -313,7 +313,7 @@ impl AppState {
                 }
             }
             // Keep serving the last good keys; say why once per failed change.
-            Err(e) => eprintln!("jwtgate: keeping the previous keys: {e:#}"),
+            Err(e) => tracing::warn!(error = %format!("{e:#}"), "keeping the previous keys"),
         }
     }
 

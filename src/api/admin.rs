@@ -231,8 +231,10 @@ fn created(value: Value) -> Response {
     (StatusCode::CREATED, Json(value)).into_response()
 }
 
-/// Makes this server see a user or role change at once (the change stream would, later).
-async fn refresh(state: &AppState, kind: Kind, name: &str) {
+/// Logs a change `actor` made and makes this server see it at once (the change stream would,
+/// later).
+async fn refresh(state: &AppState, actor: &str, kind: Kind, name: &str) {
+    tracing::info!(actor, record = kind.noun(), name, "admin change");
     state.apply_change(kind, name).await;
 }
 
@@ -413,7 +415,7 @@ pub async fn put_user(
                 .map_err(err)?;
                 (added.user, StatusCode::CREATED)
             };
-            refresh(&state, Kind::User, &name).await;
+            refresh(&state, &caller.user, Kind::User, &name).await;
             Ok((status, Json(manage::user_view(&user))).into_response())
         }
         .await,
@@ -448,7 +450,7 @@ pub async fn delete_user(
             manage::delete_user(&state.model, &name)
                 .await
                 .map_err(err)?;
-            refresh(&state, Kind::User, &name).await;
+            refresh(&state, &caller.user, Kind::User, &name).await;
             Ok(ok(
                 json!({ "success": true, "message": format!("deleted user '{name}'") }),
             ))
@@ -491,7 +493,7 @@ async fn set_locked(
             })
             .await
             .map_err(err)?;
-            refresh(&state, Kind::User, &name).await;
+            refresh(&state, &caller.user, Kind::User, &name).await;
             Ok(ok(manage::user_view(&user)))
         }
         .await,
@@ -543,7 +545,7 @@ pub async fn passwd(
             })
             .await
             .map_err(err)?;
-            refresh(&state, Kind::User, &name).await;
+            refresh(&state, &caller.user, Kind::User, &name).await;
             Ok(ok(
                 json!({ "success": true, "message": format!("password of '{name}' changed") }),
             ))
@@ -602,7 +604,7 @@ pub async fn put_user_roles(
             let user = manage::set_roles(&state.model, &name, request.roles, crate::cli::now())
                 .await
                 .map_err(err)?;
-            refresh(&state, Kind::User, &name).await;
+            refresh(&state, &caller.user, Kind::User, &name).await;
             Ok(ok(manage::user_view(&user)))
         }
         .await,
@@ -623,7 +625,7 @@ pub async fn revoke_user(
             let user = manage::revoke_user_tokens(&state.model, &name, crate::cli::now())
                 .await
                 .map_err(err)?;
-            refresh(&state, Kind::User, &name).await;
+            refresh(&state, &caller.user, Kind::User, &name).await;
             Ok(ok(json!({
                 "success": true,
                 "message": format!("revoked every token of '{name}' issued until now"),
@@ -663,7 +665,7 @@ pub async fn totp_enroll(
             )));
         }
         let request: EnrollBody = body(raw)?;
-        let name = caller.user;
+        let name = caller.user.clone();
         check_own_password(&state, peer, &name, request.password, "password").await?;
         let totp = manage::new_totp().map_err(err)?;
         let uri = totp.uri(&state.config.issuer, &name);
@@ -672,7 +674,7 @@ pub async fn totp_enroll(
         manage::enroll_totp(&state.model, &name, &totp, true, crate::cli::now())
             .await
             .map_err(err)?;
-        refresh(&state, Kind::User, &name).await;
+        refresh(&state, &caller.user, Kind::User, &name).await;
         let mut response = ok(json!({
             "otpauth_uri": uri,
             "secret": totp.secret_base32(),
@@ -720,7 +722,7 @@ pub async fn totp_confirm(
             )
             .await
             .map_err(err)?;
-            refresh(&state, Kind::User, &user.name).await;
+            refresh(&state, &caller.user, Kind::User, &user.name).await;
             Ok(ok(manage::user_view(&user)))
         }
         .await,
@@ -742,7 +744,7 @@ pub async fn totp_disable(
             let user = manage::disable_totp(&state.model, &name, crate::cli::now())
                 .await
                 .map_err(err)?;
-            refresh(&state, Kind::User, &name).await;
+            refresh(&state, &caller.user, Kind::User, &name).await;
             Ok(ok(manage::user_view(&user)))
         }
         .await,
@@ -827,7 +829,7 @@ pub async fn put_role(
             let (role, new) = manage::set_role(&state.model, &name, request.permissions)
                 .await
                 .map_err(err)?;
-            refresh(&state, Kind::Role, &name).await;
+            refresh(&state, &caller.user, Kind::Role, &name).await;
             Ok(if new {
                 created(role_view(&role))
             } else {
@@ -855,9 +857,9 @@ pub async fn delete_role(
             let late = manage::delete_role(&state.model, &name, crate::cli::now())
                 .await
                 .map_err(err)?;
-            refresh(&state, Kind::Role, &name).await;
+            refresh(&state, &caller.user, Kind::Role, &name).await;
             for user in &late {
-                refresh(&state, Kind::User, user).await;
+                refresh(&state, &caller.user, Kind::User, user).await;
             }
             Ok(ok(
                 json!({ "success": true, "message": format!("deleted role '{name}'") }),
@@ -983,12 +985,13 @@ pub async fn revoke_token(
 ) -> Response {
     answer(
         async {
-            caller_with(&state, &headers, perm::TOKEN_REVOKE)?;
+            let caller = caller_with(&state, &headers, perm::TOKEN_REVOKE)?;
             let request: RevokeBody = body(raw)?;
             let new =
                 manage::revoke_jti(&state.model, &request.jti, request.exp, crate::cli::now())
                     .await
                     .map_err(err)?;
+            tracing::info!(actor = caller.user, jti = %short(&request.jti), "token revoked");
             state.apply_revocation(&request.jti).await;
             Ok(ok(json!({
                 "success": true,
@@ -998,4 +1001,9 @@ pub async fn revoke_token(
         }
         .await,
     )
+}
+
+/// The first 8 characters of a `jti`: enough to find it in the store, short in the log.
+pub(super) fn short(jti: &str) -> &str {
+    jti.get(..8).unwrap_or(jti)
 }

@@ -127,6 +127,7 @@ pub(super) fn authenticate(
         .allow_missing_audience()
         .allow_missing_exp();
     let verified = verify(token, &keys.keyset, &rules, now).map_err(|reject| {
+        tracing::debug!(token = %jwtgate_core::fingerprint(token), reason = reject.code(), "token refused");
         state.metrics.check(reject.code());
         Box::new(challenge(reject.code(), &reject.to_string(), true))
     })?;
@@ -136,6 +137,7 @@ pub(super) fn authenticate(
                 .map(|u| Accepted::new(u.name.clone(), u.roles.clone(), &verified.claims))
         })
         .map_err(|denied| {
+            tracing::debug!(token = %jwtgate_core::fingerprint(token), reason = denied.code(), "token refused");
             state.metrics.check(denied.code());
             Box::new(challenge(denied.code(), &denied.to_string(), true))
         })?;

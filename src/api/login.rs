@@ -45,6 +45,7 @@ pub async fn login(
             response
         }
         Err(e) => {
+            tracing::info!(user = %keys.user, peer = %peer.ip(), reason = e.code, "login refused");
             if e.status == StatusCode::UNAUTHORIZED {
                 state.metrics.login_failure();
             } else {
@@ -331,6 +332,12 @@ pub(super) async fn respond_with_token(
     )
     .await
     .map_err(|e| ApiError::unavailable(format!("cannot issue a token: {e:#}")))?;
+    tracing::info!(
+        user = user.name,
+        jti = super::admin::short(&issued.jti),
+        exp = issued.exp,
+        "token issued"
+    );
     let body = json!({
         "access_token": issued.token,
         "token_type": "Bearer",

@@ -92,8 +92,12 @@ async fn count_request(State(state): State<AppState>, request: Request, next: Ne
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().clone();
     let response = next.run(request).await;
-    state.metrics.request(&route, response.status().as_u16());
+    let status = response.status().as_u16();
+    state.metrics.request(&route, status);
+    // The route pattern, never the path or query (a query can hold a token).
+    tracing::debug!(%method, route, status, "request");
     response
 }
 

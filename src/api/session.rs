@@ -97,6 +97,11 @@ async fn revoke(
         }
         Err(e) => return Err(ApiError::unavailable(e.to_string())),
     }
+    tracing::info!(
+        user = accepted.user,
+        jti = super::admin::short(jti),
+        "token revoked"
+    );
     state.apply_revocation(jti).await;
     Ok(())
 }

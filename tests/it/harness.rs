@@ -148,6 +148,11 @@ impl Cli {
     /// Starts `jwtgate serve --listen 127.0.0.1:0 ARGS…` in this test's directory and waits
     /// until it says where it listens.
     pub fn serve(&self, args: &[&str]) -> Server {
+        self.serve_with_env(args, &[])
+    }
+
+    /// `serve` with more environment variables.
+    pub fn serve_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Server {
         use std::io::{BufRead, BufReader};
         let mut child = Command::new(env!("CARGO_BIN_EXE_jwtgate"))
             .args(["serve", "--listen", "127.0.0.1:0"])
@@ -157,6 +162,8 @@ impl Cli {
             .env_remove("JWTGATE_CONFIG")
             .env_remove("JWTGATE_LISTEN")
             .env("JWTGATE_ADMIN_PASSWORD", "admin-pw")
+            .env_remove("JWTGATE_LOG")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

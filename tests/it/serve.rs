@@ -320,3 +320,86 @@ fn discovery_never_reflects_a_host_header_that_is_not_a_plain_host() {
     assert!(!uri.contains("attacker"), "{uri}");
     assert_eq!(r.header("vary"), Some("Host"));
 }
+
+#[test]
+fn logs_name_tokens_by_jti_or_fingerprint_and_never_hold_a_token_or_password() {
+    use base64::Engine;
+    let cli = Cli::new();
+    cli.run(&["user", "add", "ann:user:S3cret-PW"]).ok();
+    let server = cli.serve_with_env(&[], &[("JWTGATE_LOG", "debug")]);
+    let basic = |credentials: &str| {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(credentials)
+        )
+    };
+    let r = server.request(
+        "POST",
+        "/login",
+        &[("Authorization", basic("ann:S3cret-PW").as_str())],
+        "",
+    );
+    let token = r.json()["access_token"].as_str().unwrap().to_owned();
+    let bearer = format!("Bearer {token}");
+    assert_eq!(
+        server
+            .request("GET", "/auth", &[("Authorization", bearer.as_str())], "")
+            .status,
+        200
+    );
+    // One signature character changed (not the last, so the base64 stays canonical).
+    let at = token.len() - 5;
+    let swap = if &token[at..=at] == "A" { "B" } else { "A" };
+    let tampered = format!("{}{swap}{}", &token[..at], &token[at + 1..]);
+    let bad = format!("Bearer {tampered}");
+    assert_eq!(
+        server
+            .request("GET", "/auth", &[("Authorization", bad.as_str())], "")
+            .status,
+        401
+    );
+    let query = format!("/auth?permission=x&token={token}");
+    server.request("GET", &query, &[("Authorization", bearer.as_str())], "");
+    server.request(
+        "POST",
+        "/login",
+        &[("Authorization", basic("ann:wrong-PW").as_str())],
+        "",
+    );
+    assert_eq!(
+        server
+            .request("POST", "/logout", &[("Authorization", bearer.as_str())], "")
+            .status,
+        200
+    );
+    let (_, log) = server.stop();
+
+    let payload = token.split('.').nth(1).unwrap();
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap();
+    let jti = claims["jti"].as_str().unwrap();
+    for secret in [
+        token.as_str(),
+        tampered.as_str(),
+        payload,
+        "S3cret-PW",
+        "wrong-PW",
+        jti,
+    ] {
+        assert!(!log.contains(secret), "the log holds {secret:?}:\n{log}");
+    }
+    let fingerprint = jwtgate_core::fingerprint(&tampered);
+    for wanted in [
+        format!("token issued user=\"ann\" jti=\"{}\"", &jti[..8]),
+        format!("token refused token={fingerprint} reason="),
+        "login refused user=user:ann".to_owned(),
+        format!("token revoked user=\"ann\" jti=\"{}\"", &jti[..8]),
+        "request method=GET route=\"/auth\" status=200".to_owned(),
+    ] {
+        assert!(log.contains(&wanted), "no {wanted:?} in:\n{log}");
+    }
+}

@@ -27,6 +27,16 @@ pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     aws_lc_rs::constant_time::verify_slices_are_equal(a, b).is_ok()
 }
 
+/// A short name for a token in logs: the first 12 hex digits of its SHA-256. Enough to match
+/// log lines to each other, useless for replaying the token (logs never hold tokens).
+pub fn fingerprint(token: &str) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+    digest.as_ref()[..6]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// Operations that weaken a check. Each is named for what it gives up (RFC 8725 §3).
 pub mod dangerous {
     pub use crate::issue::sign_compact;
