@@ -47,8 +47,12 @@ pub struct Challenge {
     pub audience: Option<String>,
 }
 
-/// Password checks (argon2, 19 MiB each) running at once; more wait.
-const HASHING: usize = 4;
+/// Password checks (argon2, 19 MiB each) running at once: half the cores, at least one.
+/// The other half stays free for token checks, so a login flood cannot starve `/auth`
+/// (BENCHMARKS.md measures /auth during one).
+fn hashing_slots() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
+}
 
 /// Pending challenges kept at most; the oldest expire first, so a full table drops expired ones
 /// and then refuses new ones rather than growing without bound.
@@ -127,13 +131,13 @@ impl AppState {
             challenges: Arc::new(Mutex::new(HashMap::new())),
             throttle: Arc::default(),
             metrics: Arc::default(),
-            hashing: Arc::new(tokio::sync::Semaphore::new(HASHING)),
+            hashing: Arc::new(tokio::sync::Semaphore::new(hashing_slots())),
             dummy_hash: dummy_hash.into(),
         })
     }
 
     /// Whether `password` matches the PHC `hash`. Runs on the blocking pool, at most
-    /// `HASHING` at once, so token checks never wait behind argon2.
+    /// `hashing_slots()` at once, so token checks never wait behind argon2.
     pub async fn check_password(&self, password: String, hash: String) -> bool {
         let Ok(_permit) = self.hashing.acquire().await else {
             return false;
