@@ -2,7 +2,7 @@
 //! with unknown keys refused, then checked once into `Config`. Environment variables
 //! (`JWTGATE_SERVER_<KEY>`, `JWTGATE_LOGIN_<KEY>`) override the file, and flags override both.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -55,6 +55,9 @@ pub struct RawServer {
     /// Remember accepted tokens until their `exp` or the next change (on by default; off
     /// only to measure what it saves).
     pub verdict_cache: Option<bool>,
+    /// Proxies (addresses or CIDR networks) whose `X-Forwarded-For` names the client, for
+    /// per-address login throttling behind a proxy.
+    pub trusted_proxies: Option<Vec<String>>,
 }
 
 /// The checked configuration.
@@ -69,7 +72,64 @@ pub struct Config {
     pub tls: Option<(PathBuf, PathBuf)>,
     pub leeway: u64,
     pub verdict_cache: bool,
+    pub trusted_proxies: Vec<Network>,
     pub login: Login,
+}
+
+/// An IP network: an address and how many leading bits of it count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Network {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Network {
+    /// `10.0.0.0/8`, `fd00::/8`, or one address (`127.0.0.1`, `::1`).
+    pub fn parse(text: &str) -> Result<Network> {
+        let (addr, prefix) = match text.split_once('/') {
+            Some((addr, prefix)) => (addr, Some(prefix)),
+            None => (text, None),
+        };
+        let addr: IpAddr = addr
+            .trim()
+            .parse()
+            .with_context(|| format!("trusted proxy '{text}' is not an IP address or network"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .with_context(|| {
+                    format!("trusted proxy '{text}': the prefix must be 0 to {max}")
+                })?,
+        };
+        Ok(Network { addr, prefix })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        // An IPv4 client seen through an IPv6 socket (::ffff:a.b.c.d) is still that client.
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -220,6 +280,13 @@ impl Config {
             bail!("server.leeway_seconds must be between 0 and 3600");
         }
         let verdict_cache = raw.server.verdict_cache.unwrap_or(true);
+        let trusted_proxies = raw
+            .server
+            .trusted_proxies
+            .unwrap_or_default()
+            .iter()
+            .map(|t| Network::parse(t))
+            .collect::<Result<Vec<_>>>()?;
         let audiences = raw.login.audiences.unwrap_or_default();
         if audiences.iter().any(|a| a.trim().is_empty()) {
             bail!("login.audiences must not contain an empty audience");
@@ -232,6 +299,7 @@ impl Config {
             tls,
             leeway,
             verdict_cache,
+            trusted_proxies,
             login: Login {
                 default_expire_seconds,
                 max_expire_seconds,
@@ -355,6 +423,28 @@ mod tests {
             let err = Config::load_with_env(Some(&path), None, vars(&[(var, value)])).unwrap_err();
             assert!(format!("{err:#}").contains(want), "{var}={value}: {err:#}");
         }
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_networks() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let net = |s: &str| Network::parse(s).unwrap();
+        assert!(net("10.0.0.0/8").contains(ip("10.200.3.4")));
+        assert!(!net("10.0.0.0/8").contains(ip("11.0.0.1")));
+        assert!(net("127.0.0.1").contains(ip("127.0.0.1")));
+        assert!(!net("127.0.0.1").contains(ip("127.0.0.2")));
+        assert!(net("127.0.0.1").contains(ip("::ffff:127.0.0.1")));
+        assert!(net("0.0.0.0/0").contains(ip("192.0.2.1")));
+        assert!(net("fd00::/8").contains(ip("fd12::1")));
+        assert!(!net("fd00::/8").contains(ip("10.0.0.1")));
+        for bad in ["10.0.0.0/33", "nope", "10.0.0.0/x", "::/129"] {
+            assert!(Network::parse(bad).is_err(), "{bad}");
+        }
+        let err = parse("[server]\ntrusted_proxies = [\"10.0.0.0/40\"]").unwrap_err();
+        assert!(
+            format!("{err:#}").contains("the prefix must be 0 to 32"),
+            "{err:#}"
+        );
     }
 
     #[test]

@@ -532,7 +532,7 @@ pub async fn passwd(
                         "changing your own password needs \"old_password\"".into(),
                     )));
                 };
-                check_own_password(&state, peer, &name, old, "old_password").await?;
+                check_own_password(&state, &headers, peer, &name, old, "old_password").await?;
             }
             if request.new_password.is_empty() {
                 return Err(err(Error::Invalid("the new password is empty".into())));
@@ -558,12 +558,13 @@ pub async fn passwd(
 /// counted before hashing, refunded on success, 429 with `Retry-After` over the limit.
 async fn check_own_password(
     state: &AppState,
+    headers: &HeaderMap,
     peer: SocketAddr,
     name: &str,
     password: String,
     field: &str,
 ) -> Result<(), Fail> {
-    let keys = login::Keys::new(name, peer);
+    let keys = login::Keys::new(state, headers, name, peer);
     keys.check(state)?;
     keys.count(state, true);
     let stored = state
@@ -666,7 +667,7 @@ pub async fn totp_enroll(
         }
         let request: EnrollBody = body(raw)?;
         let name = caller.user.clone();
-        check_own_password(&state, peer, &name, request.password, "password").await?;
+        check_own_password(&state, &headers, peer, &name, request.password, "password").await?;
         let totp = manage::new_totp().map_err(err)?;
         let uri = totp.uri(&state.config.issuer, &name);
         // Drawn before anything is stored: a failure here changes nothing.

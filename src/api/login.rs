@@ -4,7 +4,7 @@
 //! unknown user's password is checked against a dummy hash. argon2 runs on the blocking pool.
 
 use axum::body::Bytes;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, State};
@@ -18,6 +18,7 @@ use serde_json::{json, Map};
 
 use super::auth::SESSION_COOKIE;
 use super::error::ApiError;
+use crate::config::Network;
 use crate::issuer::{self, Request};
 use crate::model::User;
 use crate::state::{AppState, Challenge};
@@ -32,7 +33,7 @@ pub async fn login(
         Ok(credentials) => credentials,
         Err(e) => return e.into_response(),
     };
-    let keys = Keys::new(&name, peer);
+    let keys = Keys::new(&state, &headers, &name, peer);
     if let Err(response) = keys.check(&state) {
         return *response;
     }
@@ -45,7 +46,7 @@ pub async fn login(
             response
         }
         Err(e) => {
-            tracing::info!(user = %keys.user, peer = %peer.ip(), reason = e.code, "login refused");
+            tracing::info!(user = %keys.user, client = %keys.client, reason = e.code, "login refused");
             if e.status == StatusCode::UNAUTHORIZED {
                 state.metrics.login_failure();
             } else {
@@ -60,16 +61,19 @@ pub async fn login(
 pub(super) struct Keys {
     user: String,
     ip: String,
+    client: IpAddr,
 }
 
 impl Keys {
-    pub(super) fn new(name: &str, peer: SocketAddr) -> Keys {
+    pub(super) fn new(state: &AppState, headers: &HeaderMap, name: &str, peer: SocketAddr) -> Keys {
+        let client = client_ip(&state.config.trusted_proxies, headers, peer.ip());
         // No user name is longer than 64 characters; longer ones share one bucket, so junk
         // names cannot grow the table by their size.
         let name = if name.len() > 64 { "<too long>" } else { name };
         Keys {
             user: format!("user:{name}"),
-            ip: format!("ip:{}", peer.ip()),
+            ip: format!("ip:{client}"),
+            client,
         }
     }
 
@@ -187,6 +191,7 @@ pub(super) fn number_or_digits<'de, D: serde::Deserializer<'de>>(
 pub async fn totp_validate(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let body = match body {
@@ -204,7 +209,7 @@ pub async fn totp_validate(
             .into_response()
         }
     };
-    let keys = Keys::new(&request.user_name, peer);
+    let keys = Keys::new(&state, &headers, &request.user_name, peer);
     if let Err(response) = keys.check(&state) {
         return *response;
     }
@@ -486,4 +491,83 @@ fn wrong_credentials() -> ApiError {
         "invalid_credentials",
         "wrong user name or password",
     )
+}
+
+/// The client's address: the peer's, unless the peer is a trusted proxy; then the nearest
+/// address in `X-Forwarded-For` (read from the right) that is not a trusted proxy itself.
+/// Anything a client wrote further left is ignored: only trusted hops can be believed.
+pub(super) fn client_ip(trusted: &[Network], headers: &HeaderMap, peer: IpAddr) -> IpAddr {
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if !is_trusted(peer) {
+        return peer;
+    }
+    let mut client = peer;
+    let hops = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect::<Vec<_>>();
+    for hop in hops.iter().rev() {
+        let Ok(ip) = hop.parse::<IpAddr>() else {
+            // Unreadable: stop at the last address that could be trusted.
+            break;
+        };
+        client = ip;
+        if !is_trusted(ip) {
+            break;
+        }
+    }
+    client
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_client_is_the_nearest_untrusted_hop_behind_trusted_proxies() {
+        let trusted = [
+            Network::parse("127.0.0.1").unwrap(),
+            Network::parse("10.0.0.0/8").unwrap(),
+        ];
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let with = |xff: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert("x-forwarded-for", HeaderValue::from_str(xff).unwrap());
+            headers
+        };
+        // A direct client's header is its own claim: ignored.
+        assert_eq!(
+            client_ip(&trusted, &with("1.2.3.4"), ip("192.0.2.9")),
+            ip("192.0.2.9")
+        );
+        // Behind nginx: the address nginx appended.
+        assert_eq!(
+            client_ip(&trusted, &with("192.0.2.9"), ip("127.0.0.1")),
+            ip("192.0.2.9")
+        );
+        // A forged entry on the left does not help: the nearest untrusted hop counts.
+        assert_eq!(
+            client_ip(
+                &trusted,
+                &with("6.6.6.6, 192.0.2.9, 10.1.1.1"),
+                ip("127.0.0.1")
+            ),
+            ip("192.0.2.9")
+        );
+        assert_eq!(
+            client_ip(&trusted, &HeaderMap::new(), ip("127.0.0.1")),
+            ip("127.0.0.1")
+        );
+        assert_eq!(
+            client_ip(&trusted, &with("junk, 10.1.1.1"), ip("127.0.0.1")),
+            ip("10.1.1.1")
+        );
+        assert_eq!(
+            client_ip(&[], &with("192.0.2.9"), ip("127.0.0.1")),
+            ip("127.0.0.1")
+        );
+    }
 }

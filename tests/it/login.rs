@@ -342,3 +342,53 @@ fn a_token_can_be_renewed_once_and_keeps_its_audience() {
         (401, "token_revoked".into())
     );
 }
+
+#[test]
+fn behind_a_trusted_proxy_throttling_counts_the_forwarded_client_address() {
+    let cli = Cli::new();
+    cli.run(&["user", "add", "ann:user:pw"]).ok();
+    let attempt = |server: &Server, user: &str, client: &str| {
+        let auth = basic(&format!("{user}:wrong"));
+        server
+            .request(
+                "POST",
+                "/login",
+                &[
+                    ("Authorization", auth.as_str()),
+                    ("X-Forwarded-For", client),
+                ],
+                "",
+            )
+            .status
+    };
+    let limits = "[login]\nmax_failures_per_ip = 3\nmax_failures_per_user = 100\n";
+    let config = cli.write(
+        "trusted.toml",
+        &format!("[server]\ntrusted_proxies = [\"127.0.0.1\"]\n{limits}"),
+    );
+    let server = cli.serve(&["--config", config.to_str().unwrap()]);
+    // Different user names, one client: the address is what gets throttled.
+    let statuses: Vec<u16> = ["u1", "u2", "u3", "u4"]
+        .iter()
+        .map(|u| attempt(&server, u, "192.0.2.1"))
+        .collect();
+    assert_eq!(statuses, [401, 401, 401, 429]);
+    assert_eq!(
+        attempt(&server, "u5", "192.0.2.2"),
+        401,
+        "another client is not throttled"
+    );
+    // A forged address on the left does not escape: nginx appends the real one on the right.
+    assert_eq!(attempt(&server, "u6", "203.0.113.7, 192.0.2.1"), 429);
+    drop(server);
+
+    // Without trusted proxies X-Forwarded-For is the client's own claim: ignored.
+    let config = cli.write("direct.toml", limits);
+    let server = cli.serve(&["--config", config.to_str().unwrap()]);
+    let statuses: Vec<u16> = ["a", "b", "c", "d"]
+        .iter()
+        .zip(["192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4"])
+        .map(|(u, client)| attempt(&server, u, client))
+        .collect();
+    assert_eq!(statuses, [401, 401, 401, 429]);
+}
