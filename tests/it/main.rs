@@ -4,6 +4,7 @@
 
 mod admin;
 mod appmesh;
+mod caddy;
 mod cli;
 mod harness;
 mod interop;
