@@ -4,13 +4,12 @@
 //! Caddy must be installed (`.ci/test` installs it); without it this test fails rather than skips.
 
 use std::fs::File;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::harness::{Cli, Response, Server};
+use crate::harness::{echo_upstream, free_port, Cli, Response, Server};
 
 /// The Caddyfile of docs/forward-auth.md, verbatim: Caddy listens on 8000, jwtgate on 8080,
 /// the service on 9000. The test puts its own ports in.
@@ -41,62 +40,6 @@ const CADDYFILE: &str = "\
 	}
 }
 ";
-
-/// A port that was free a moment ago.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// An upstream that answers every request with its request line and the `X-Auth-User` and
-/// `X-Auth-Roles` it received.
-fn upstream() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().map_while(Result::ok) {
-            std::thread::spawn(move || answer(stream));
-        }
-    });
-    port
-}
-
-fn answer(mut stream: TcpStream) {
-    let mut request = Vec::new();
-    let mut buf = [0u8; 4096];
-    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-        match stream.read(&mut buf) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => request.extend_from_slice(&buf[..n]),
-        }
-    }
-    let request = String::from_utf8_lossy(&request);
-    let header = |wanted: &str| {
-        request
-            .lines()
-            .find_map(|l| {
-                let (name, value) = l.split_once(':')?;
-                name.eq_ignore_ascii_case(wanted)
-                    .then(|| value.trim().to_owned())
-            })
-            .unwrap_or_default()
-    };
-    let line = request.lines().next().unwrap_or_default();
-    let target = line.rsplit_once(' ').map_or(line, |(target, _)| target);
-    let body = format!(
-        "upstream saw {target} user={} roles={}",
-        header("x-auth-user"),
-        header("x-auth-roles")
-    );
-    let response = format!(
-        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let _ = stream.write_all(response.as_bytes());
-}
 
 struct Caddy {
     child: Child,
@@ -179,7 +122,7 @@ fn caddy_forward_auth_lets_valid_tokens_through_and_stops_the_rest() {
     let bot_token = cli.run(&["token", "issue", "bot"]).ok();
     let op_token = cli.run(&["token", "issue", "op"]).ok();
     let jwtgate = cli.serve(&[]);
-    let caddy = start_caddy(cli.dir.path(), &jwtgate.addr, upstream());
+    let caddy = start_caddy(cli.dir.path(), &jwtgate.addr, echo_upstream());
 
     let bot = format!("Bearer {}", bot_token.trim());
     let r = through(&caddy, "/hello?x=1", &[("Authorization", bot.as_str())]);

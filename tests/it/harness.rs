@@ -318,3 +318,60 @@ fn dechunk(mut body: &str) -> String {
     }
     out
 }
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// An upstream service for proxy tests: it answers every request with its request line and the `X-Auth-User` and
+/// `X-Auth-Roles` it received.
+pub fn echo_upstream() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            std::thread::spawn(move || echo(stream));
+        }
+    });
+    port
+}
+
+fn echo(mut stream: std::net::TcpStream) {
+    use std::io::{Read, Write};
+    let mut request = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => request.extend_from_slice(&buf[..n]),
+        }
+    }
+    let request = String::from_utf8_lossy(&request);
+    let header = |wanted: &str| {
+        request
+            .lines()
+            .find_map(|l| {
+                let (name, value) = l.split_once(':')?;
+                name.eq_ignore_ascii_case(wanted)
+                    .then(|| value.trim().to_owned())
+            })
+            .unwrap_or_default()
+    };
+    let line = request.lines().next().unwrap_or_default();
+    let target = line.rsplit_once(' ').map_or(line, |(target, _)| target);
+    let body = format!(
+        "upstream saw {target} user={} roles={}",
+        header("x-auth-user"),
+        header("x-auth-roles")
+    );
+    let response = format!(
+        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.write_all(response.as_bytes());
+}

@@ -2,60 +2,12 @@
 //! `X-Auth-User`; a bad token gets 401; a missing permission gets 403. nginx must be installed
 //! (`.ci/test` installs it); without it this test fails rather than skips.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::harness::{Cli, Server};
-
-/// A port that was free a moment ago.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// An upstream that answers every request with the `X-Auth-User` it received.
-fn upstream() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().map_while(Result::ok) {
-            std::thread::spawn(move || answer(stream));
-        }
-    });
-    port
-}
-
-fn answer(mut stream: TcpStream) {
-    let mut request = Vec::new();
-    let mut buf = [0u8; 4096];
-    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-        match stream.read(&mut buf) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => request.extend_from_slice(&buf[..n]),
-        }
-    }
-    let request = String::from_utf8_lossy(&request);
-    let user = request
-        .lines()
-        .find_map(|l| {
-            let (name, value) = l.split_once(':')?;
-            name.eq_ignore_ascii_case("x-auth-user")
-                .then(|| value.trim().to_owned())
-        })
-        .unwrap_or_default();
-    let body = format!("upstream saw user={user}");
-    let response = format!(
-        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let _ = stream.write_all(response.as_bytes());
-}
+use crate::harness::{echo_upstream, free_port, Cli, Server};
 
 struct Nginx {
     child: Child,
@@ -101,13 +53,17 @@ http {{
         location / {{
             auth_request /_auth;
             auth_request_set $auth_user $upstream_http_x_auth_user;
+            auth_request_set $auth_roles $upstream_http_x_auth_roles;
             proxy_set_header X-Auth-User $auth_user;
+            proxy_set_header X-Auth-Roles $auth_roles;
             proxy_pass http://127.0.0.1:{upstream};
         }}
         location /console/ {{
             auth_request /_auth_console;
             auth_request_set $auth_user $upstream_http_x_auth_user;
+            auth_request_set $auth_roles $upstream_http_x_auth_roles;
             proxy_set_header X-Auth-User $auth_user;
+            proxy_set_header X-Auth-Roles $auth_roles;
             proxy_pass http://127.0.0.1:{upstream};
         }}
         location = /_auth {{
@@ -164,11 +120,14 @@ fn nginx_auth_request_lets_valid_tokens_through_and_stops_the_rest() {
     let bot = cli.run(&["token", "issue", "bot"]).ok();
     let op = cli.run(&["token", "issue", "op"]).ok();
     let jwtgate = cli.serve(&[]);
-    let nginx = start_nginx(cli.dir.path(), &jwtgate.addr, upstream());
+    let nginx = start_nginx(cli.dir.path(), &jwtgate.addr, echo_upstream());
 
     let bearer = format!("Bearer {}", bot.trim());
     let r = through(&nginx, "/hello", &[("Authorization", bearer.as_str())]);
-    assert_eq!((r.status, r.body.as_str()), (200, "upstream saw user=bot"));
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (200, "upstream saw GET /hello user=bot roles=api")
+    );
 
     let r = through(&nginx, "/hello", &[("Authorization", "Bearer not.a.token")]);
     assert_eq!(r.status, 401);
@@ -187,5 +146,8 @@ fn nginx_auth_request_lets_valid_tokens_through_and_stops_the_rest() {
         "/console/vm1",
         &[("Authorization", bearer.as_str())],
     );
-    assert_eq!((r.status, r.body.as_str()), (200, "upstream saw user=op"));
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (200, "upstream saw GET /console/vm1 user=op roles=operator")
+    );
 }
