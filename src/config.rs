@@ -151,17 +151,27 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 const ENV_SECTIONS: [(&str, &str); 2] =
     [("JWTGATE_SERVER_", "server"), ("JWTGATE_LOGIN_", "login")];
 
+/// Settings whose values are text: an environment value for them is taken as written.
+const STRING_KEYS: [(&str, &str); 6] = [
+    ("server", "listen"),
+    ("server", "api_prefix"),
+    ("server", "issuer"),
+    ("server", "public_url"),
+    ("server", "tls_cert"),
+    ("server", "tls_key"),
+];
+
 impl Config {
     /// Reads `path` (when given), applies the process's `JWTGATE_SERVER_*`/`JWTGATE_LOGIN_*`
     /// variables, then `listen` from the flag.
     pub fn load(path: Option<&Path>, listen: Option<&str>) -> Result<Config> {
-        Config::load_with_env(path, listen, std::env::vars())
+        Config::load_with_env(path, listen, std::env::vars_os())
     }
 
     pub fn load_with_env(
         path: Option<&Path>,
         listen: Option<&str>,
-        vars: impl IntoIterator<Item = (String, String)>,
+        vars: impl IntoIterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
     ) -> Result<Config> {
         let text = match path {
             None => String::new(),
@@ -182,15 +192,35 @@ impl Config {
         })?;
         let mut overrides: Vec<(String, &str, String, String)> = Vec::new();
         for (var, value) in vars {
-            for (prefix, section) in ENV_SECTIONS {
-                if let Some(key) = var.strip_prefix(prefix) {
-                    overrides.push((
-                        var.clone(),
-                        section,
-                        key.to_ascii_lowercase(),
-                        value.clone(),
-                    ));
+            let Some(text) = var.to_str() else {
+                if var.to_string_lossy().starts_with("JWTGATE_") {
+                    bail!("environment variable {var:?}: the name is not UTF-8");
                 }
+                continue;
+            };
+            for (prefix, section) in ENV_SECTIONS {
+                let Some(key) = text.strip_prefix(prefix) else {
+                    continue;
+                };
+                if key.is_empty()
+                    || !key
+                        .bytes()
+                        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+                {
+                    bail!("{text}: write the setting's name in upper case, e.g. {prefix}LISTEN");
+                }
+                let Some(value) = value.to_str() else {
+                    bail!("{text}: the value is not UTF-8");
+                };
+                if value.is_empty() {
+                    bail!("{text} is empty; unset it to keep the config file's value");
+                }
+                overrides.push((
+                    text.to_owned(),
+                    section,
+                    key.to_ascii_lowercase(),
+                    value.to_owned(),
+                ));
             }
         }
         if overrides.is_empty() {
@@ -198,10 +228,17 @@ impl Config {
         }
         let mut table: toml::Table = toml::from_str(&text)?;
         for (var, section_name, key, value) in &overrides {
-            let value = toml::from_str::<toml::Table>(&format!("v = {value}"))
-                .ok()
-                .and_then(|mut t| t.remove("v"))
-                .unwrap_or_else(|| toml::Value::String(value.clone()));
+            let value = if STRING_KEYS.contains(&(*section_name, key.as_str())) {
+                // Names, addresses and paths are taken as written (`true` is an issuer too).
+                toml::Value::String(value.clone())
+            } else {
+                // Numbers, booleans, arrays: one TOML value, nothing after it.
+                let parsed = toml::from_str::<toml::Table>(&format!("v = {value}"))
+                    .ok()
+                    .filter(|t| t.len() == 1)
+                    .and_then(|mut t| t.remove("v"));
+                parsed.unwrap_or_else(|| toml::Value::String(value.clone()))
+            };
             let section = table
                 .entry(*section_name)
                 .or_insert_with(|| toml::Value::Table(toml::Table::new()));
@@ -209,6 +246,10 @@ impl Config {
                 bail!("{var}: [{section_name}] in {name} is not a table");
             };
             section.insert(key.clone(), value);
+            // Checked one variable at a time, so a mistake names its variable.
+            toml::Value::Table(table.clone())
+                .try_into::<RawConfig>()
+                .map_err(|e| anyhow::anyhow!("{var}: {}", e.message().trim()))?;
         }
         let vars: Vec<&str> = overrides.iter().map(|o| o.0.as_str()).collect();
         let raw: RawConfig = toml::Value::Table(table)
@@ -379,8 +420,8 @@ mod tests {
         let vars = |pairs: &[(&str, &str)]| {
             pairs
                 .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect::<Vec<_>>()
+                .map(|(k, v)| ((*k).into(), (*v).into()))
+                .collect::<Vec<(std::ffi::OsString, std::ffi::OsString)>>()
         };
         let config = Config::load_with_env(
             Some(&path),
@@ -407,7 +448,37 @@ mod tests {
         )
         .unwrap();
         assert_eq!(flag.listen.to_string(), "127.0.0.1:3");
+        // Text settings are taken as written, even when they look like TOML.
+        let text = Config::load_with_env(
+            Some(&path),
+            None,
+            vars(&[
+                ("JWTGATE_SERVER_ISSUER", "true"),
+                ("JWTGATE_SERVER_API_PREFIX", "/v1"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            (text.issuer.as_str(), text.api_prefix.as_str()),
+            ("true", "/v1")
+        );
         for (var, value, want) in [
+            (
+                "JWTGATE_SERVER_issuer",
+                "x",
+                "write the setting's name in upper case",
+            ),
+            (
+                "JWTGATE_SERVER_",
+                "x",
+                "write the setting's name in upper case",
+            ),
+            ("JWTGATE_SERVER_TLS_CERT", "", "is empty; unset it"),
+            (
+                "JWTGATE_LOGIN_MAX_EXPIRE_SECONDS",
+                "60\nx = 1",
+                "JWTGATE_LOGIN_MAX_EXPIRE_SECONDS: invalid type",
+            ),
             ("JWTGATE_SERVER_LISTN", "x", "unknown field `listn`"),
             (
                 "JWTGATE_LOGIN_MAX_EXPIRE_SECONDS",
@@ -450,7 +521,7 @@ mod tests {
     #[test]
     fn the_example_config_in_docs_parses() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/jwtgate.example.toml");
-        let config = Config::load(Some(Path::new(path)), None).unwrap();
+        let config = Config::load_with_env(Some(Path::new(path)), None, []).unwrap();
         assert_eq!(config.api_prefix, "");
     }
 }

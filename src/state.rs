@@ -47,11 +47,11 @@ pub struct Challenge {
     pub audience: Option<String>,
 }
 
-/// Password checks (argon2, 19 MiB each) running at once: half the cores, at least one.
-/// The other half stays free for token checks, so a login flood cannot starve `/auth`
-/// (BENCHMARKS.md measures /auth during one).
+/// Password checks (argon2, 19 MiB each) running at once: half the cores, at least one, at
+/// most 8 (152 MiB). The rest of the cores stay free for token checks, so a login flood
+/// cannot starve `/auth` (BENCHMARKS.md measures /auth during one); on one core the two share.
 fn hashing_slots() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
+    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).clamp(1, 8))
 }
 
 /// Pending challenges kept at most; the oldest expire first, so a full table drops expired ones

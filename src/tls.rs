@@ -22,6 +22,10 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Handshaken connections waiting for the server to take them.
 const BACKLOG: usize = 128;
 
+/// Handshakes in progress at most; the next connection is accepted when one finishes, so
+/// clients that connect and say nothing cannot use up the file descriptors.
+const HANDSHAKES: usize = 512;
+
 /// The server side of TLS from a PEM certificate chain (leaf first) and a PEM private key
 /// (PKCS#8, PKCS#1 or SEC1).
 pub fn server_config(cert: &Path, key_path: &Path) -> Result<Arc<ServerConfig>> {
@@ -68,10 +72,23 @@ impl TlsListener {
         let local = tcp.local_addr().context("no local address")?;
         let (tx, ready) = mpsc::channel(BACKLOG);
         let acceptor = TlsAcceptor::from(config);
+        let slots = Arc::new(tokio::sync::Semaphore::new(HANDSHAKES));
         tokio::spawn(async move {
             loop {
-                let (stream, peer) = match tcp.accept().await {
+                // The server dropped its end (graceful shutdown): stop accepting, which
+                // closes the listening socket.
+                let slot = tokio::select! {
+                    slot = Arc::clone(&slots).acquire_owned() => slot,
+                    () = tx.closed() => return,
+                };
+                let Ok(slot) = slot else { return };
+                let accepted = tokio::select! {
+                    accepted = tcp.accept() => accepted,
+                    () = tx.closed() => return,
+                };
+                let (stream, peer) = match accepted {
                     Ok(accepted) => accepted,
+                    Err(e) if is_connection_error(&e) => continue,
                     Err(e) => {
                         // Out of file descriptors and the like: wait instead of spinning.
                         tracing::warn!(error = %e, "accept failed");
@@ -83,9 +100,14 @@ impl TlsListener {
                 let acceptor = acceptor.clone();
                 let tx = tx.clone();
                 tokio::spawn(async move {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    let handshake =
+                        tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+                    match handshake.await {
                         Ok(Ok(tls)) => {
+                            // The slot is held until the server takes the connection, so
+                            // handshaken connections waiting for it are bounded too.
                             let _ = tx.send((tls, peer)).await;
+                            drop(slot);
                         }
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
@@ -95,6 +117,16 @@ impl TlsListener {
         });
         Ok(TlsListener { ready, local })
     }
+}
+
+/// Errors that end one connection, not the listener (the client went away early).
+fn is_connection_error(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::ConnectionRefused
+            | std::io::ErrorKind::ConnectionAborted
+            | std::io::ErrorKind::ConnectionReset
+    )
 }
 
 impl axum::serve::Listener for TlsListener {

@@ -55,9 +55,13 @@ pub async fn header_token_for_changes(
         *request.method(),
         axum::http::Method::GET | axum::http::Method::HEAD
     );
-    let by_header = headers.contains_key(axum::http::header::AUTHORIZATION)
-        || headers.contains_key("x-auth-token");
-    if change && !by_header && headers.contains_key(axum::http::header::COOKIE) {
+    // What authenticates the request is what counts: a Basic `Authorization` a browser adds
+    // by itself is no token, and the cookie would be used.
+    let by_cookie = matches!(
+        super::auth::token_and_source(headers),
+        Some((_, super::auth::Source::Cookie))
+    );
+    if change && by_cookie {
         return ApiError::new(
             StatusCode::UNAUTHORIZED,
             "header_token_required",
@@ -992,7 +996,11 @@ pub async fn revoke_token(
                 manage::revoke_jti(&state.model, &request.jti, request.exp, crate::cli::now())
                     .await
                     .map_err(err)?;
-            tracing::info!(actor = caller.user, jti = %short(&request.jti), "token revoked");
+            tracing::info!(
+                actor = caller.user,
+                jti = short(&request.jti),
+                "token revoked"
+            );
             state.apply_revocation(&request.jti).await;
             Ok(ok(json!({
                 "success": true,
@@ -1005,6 +1013,9 @@ pub async fn revoke_token(
 }
 
 /// The first 8 characters of a `jti`: enough to find it in the store, short in the log.
+/// (Logged with Debug formatting: a jti from a request is the client's text.)
 pub(super) fn short(jti: &str) -> &str {
-    jti.get(..8).unwrap_or(jti)
+    jti.char_indices()
+        .nth(8)
+        .map_or(jti, |(end, _)| &jti[..end])
 }

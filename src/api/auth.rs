@@ -146,8 +146,22 @@ pub(super) fn authenticate(
     Ok((token.to_owned(), accepted))
 }
 
+/// Where a request's token came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    Authorization,
+    XAuthToken,
+    Cookie,
+}
+
 /// The token from `Authorization` (Bearer, or a bare token), `X-Auth-Token`, or the cookie.
 fn token_from(headers: &HeaderMap) -> Option<&str> {
+    token_and_source(headers).map(|(token, _)| token)
+}
+
+/// The token and where it came from; the first of `Authorization` (Bearer, or a bare token;
+/// other schemes such as Basic are not tokens), `X-Auth-Token`, the session cookie.
+pub(super) fn token_and_source(headers: &HeaderMap) -> Option<(&str, Source)> {
     let value = |name| {
         headers
             .get(name)
@@ -161,14 +175,14 @@ fn token_from(headers: &HeaderMap) -> Option<&str> {
             None => authorization,
         };
         if !token.is_empty() {
-            return Some(token);
+            return Some((token, Source::Authorization));
         }
     }
     if let Some(token) = value("x-auth-token")
         .map(str::trim)
         .filter(|t| !t.is_empty())
     {
-        return Some(token);
+        return Some((token, Source::XAuthToken));
     }
     headers
         .get_all(header::COOKIE)
@@ -179,6 +193,17 @@ fn token_from(headers: &HeaderMap) -> Option<&str> {
         .find(|(name, _)| *name == SESSION_COOKIE)
         .map(|(_, token)| token)
         .filter(|t| !t.is_empty())
+        .map(|token| (token, Source::Cookie))
+}
+
+/// The `Set-Cookie` value for the session cookie: `Secure` when the server speaks HTTPS.
+pub(super) fn session_cookie(state: &AppState, token: &str, max_age: i64) -> String {
+    let secure = if state.config.tls.is_some() {
+        "; Secure"
+    } else {
+        ""
+    };
+    format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}")
 }
 
 /// A 401 with the RFC 6750 challenge; `invalid` adds `error="invalid_token"` and the reason.

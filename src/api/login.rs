@@ -16,7 +16,6 @@ use jwtgate_core::totp::{Totp, TotpError};
 use serde::Deserialize;
 use serde_json::{json, Map};
 
-use super::auth::SESSION_COOKIE;
 use super::error::ApiError;
 use crate::config::Network;
 use crate::issuer::{self, Request};
@@ -34,6 +33,7 @@ pub async fn login(
         Err(e) => return e.into_response(),
     };
     let keys = Keys::new(&state, &headers, &name, peer);
+    let name_for_log: String = name.chars().take(64).collect();
     if let Err(response) = keys.check(&state) {
         return *response;
     }
@@ -46,7 +46,8 @@ pub async fn login(
             response
         }
         Err(e) => {
-            tracing::info!(user = %keys.user, client = %keys.client, reason = e.code, "login refused");
+            // Debug formatting: a name is the client's text and may hold line breaks.
+            tracing::info!(user = ?name_for_log, client = %keys.client, reason = e.code, "login refused");
             if e.status == StatusCode::UNAUTHORIZED {
                 state.metrics.login_failure();
             } else {
@@ -72,7 +73,7 @@ impl Keys {
         let name = if name.len() > 64 { "<too long>" } else { name };
         Keys {
             user: format!("user:{name}"),
-            ip: format!("ip:{client}"),
+            ip: throttle_key(client),
             client,
         }
     }
@@ -352,12 +353,7 @@ pub(super) async fn respond_with_token(
         "profile": { "name": user.name, "auth_time": issued.iat },
     });
     let mut response = Json(body).into_response();
-    let cookie = cookie.then(|| {
-        format!(
-            "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age={ttl}",
-            issued.token
-        )
-    });
+    let cookie = cookie.then(|| super::auth::session_cookie(state, &issued.token, ttl));
     if let Some(Ok(cookie)) = cookie.map(HeaderValue::try_from) {
         response.headers_mut().insert(header::SET_COOKIE, cookie);
     }
@@ -502,15 +498,15 @@ pub(super) fn client_ip(trusted: &[Network], headers: &HeaderMap, peer: IpAddr) 
         return peer;
     }
     let mut client = peer;
+    // Bytes, entry by entry: junk a client put on the left (even non-ASCII) must not make
+    // the addresses the proxies appended on the right unreadable.
     let hops = headers
         .get_all("x-forwarded-for")
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
         .collect::<Vec<_>>();
     for hop in hops.iter().rev() {
-        let Ok(ip) = hop.parse::<IpAddr>() else {
+        let Some(ip) = parse_hop(hop) else {
             // Unreadable: stop at the last address that could be trusted.
             break;
         };
@@ -522,9 +518,44 @@ pub(super) fn client_ip(trusted: &[Network], headers: &HeaderMap, peer: IpAddr) 
     client
 }
 
+/// One `X-Forwarded-For` entry: an address, possibly with a port (`1.2.3.4:80`, `[::1]:80`).
+fn parse_hop(hop: &[u8]) -> Option<IpAddr> {
+    let text = std::str::from_utf8(hop).ok()?.trim();
+    if let Ok(ip) = text.parse() {
+        return Some(ip);
+    }
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Some(addr.ip());
+    }
+    text.strip_prefix('[')?.strip_suffix(']')?.parse().ok()
+}
+
+/// The address throttling counts for `client`: an IPv6 client by its /64, since one host
+/// usually holds a whole /64 and could rotate through it.
+fn throttle_key(client: IpAddr) -> String {
+    match client {
+        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
+            let prefix = u128::from(v6) & (u128::MAX << 64);
+            format!("ip:{}/64", std::net::Ipv6Addr::from(prefix))
+        }
+        IpAddr::V6(v6) => format!("ip:{}", v6.to_ipv4_mapped().map_or(client, IpAddr::V4)),
+        IpAddr::V4(_) => format!("ip:{client}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipv6_clients_are_throttled_by_their_64() {
+        let key = |s: &str| throttle_key(s.parse().unwrap());
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), key("2001:db8:1:2:bbbb::2"));
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_eq!(key("2001:db8:1:2::1"), "ip:2001:db8:1:2::/64");
+        assert_eq!(key("192.0.2.1"), "ip:192.0.2.1");
+        assert_eq!(key("::ffff:192.0.2.1"), "ip:192.0.2.1");
+    }
 
     #[test]
     fn the_client_is_the_nearest_untrusted_hop_behind_trusted_proxies() {
@@ -569,5 +600,20 @@ mod tests {
             client_ip(&[], &with("192.0.2.9"), ip("127.0.0.1")),
             ip("127.0.0.1")
         );
+        // Ports, and junk (even non-UTF-8) a client put on the left.
+        assert_eq!(
+            client_ip(&trusted, &with("192.0.2.9:4711"), ip("127.0.0.1")),
+            ip("192.0.2.9")
+        );
+        assert_eq!(
+            client_ip(&trusted, &with("[2001:db8::1]:80"), ip("127.0.0.1")),
+            ip("2001:db8::1")
+        );
+        let mut junk = HeaderMap::new();
+        junk.insert(
+            "x-forwarded-for",
+            HeaderValue::from_bytes(b"\xff\xfe, 192.0.2.9").unwrap(),
+        );
+        assert_eq!(client_ip(&trusted, &junk, ip("127.0.0.1")), ip("192.0.2.9"));
     }
 }

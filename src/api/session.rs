@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
-use super::auth::{authenticate, SESSION_COOKIE};
+use super::auth::authenticate;
 use super::error::ApiError;
 use super::login;
 use crate::model::Revocation;
@@ -25,7 +25,7 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Respon
         return e.into_response();
     }
     let mut response = Json(json!({ "success": true, "message": "logged out" })).into_response();
-    let expired = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0");
+    let expired = super::auth::session_cookie(&state, "", 0);
     if let Ok(cookie) = HeaderValue::from_str(&expired) {
         response.headers_mut().insert(header::SET_COOKIE, cookie);
     }

@@ -860,6 +860,18 @@ fn a_wrong_old_password_is_throttled_like_a_login_and_cookies_do_not_authorise_c
         "",
     );
     assert_eq!(outcome(&r), (401, json!("header_token_required")));
+    // A Basic `Authorization` (a browser sends cached credentials by itself) is no token:
+    // the cookie would still be what authenticates, so the change is refused too.
+    let r = server.request(
+        "POST",
+        "/users/self/revoke",
+        &[
+            ("Cookie", cookie.as_str()),
+            ("Authorization", "Basic YW5uOnB3"),
+        ],
+        "",
+    );
+    assert_eq!(outcome(&r), (401, json!("header_token_required")));
     assert_eq!(
         call(&server, "GET", "/auth", &ann, "").status,
         200,

@@ -52,6 +52,9 @@ fn app_mesh_curl_commands_work_unchanged_over_https() {
         .send()
         .unwrap();
     assert_eq!(r.status(), 200);
+    // Over HTTPS the session cookie is Secure.
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.ends_with("; Secure"), "{cookie}");
     let body: Value = serde_json::from_str(&r.text().unwrap()).unwrap();
     for field in [
         "access_token",
@@ -172,7 +175,9 @@ fn the_certificate_verifies_against_its_ca_and_plain_http_is_not_answered() {
     // Plain HTTP to the HTTPS port gets no HTTP answer.
     let plain = reqwest::blocking::get(format!("http://127.0.0.1:{port}/healthz"));
     assert!(plain.is_err(), "{plain:?}");
-    // The server still serves after the failed handshakes.
+    // The server still serves after the failed handshakes, and while a client that connected
+    // says nothing (its handshake runs off the accept loop).
+    let silent = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
     assert_eq!(
         strict
             .get(format!("https://localhost:{port}/readyz"))
@@ -181,6 +186,12 @@ fn the_certificate_verifies_against_its_ca_and_plain_http_is_not_answered() {
             .status(),
         200
     );
+    drop(silent);
+    // SIGTERM: a clean stop, after which nothing listens on the port.
+    let (code, log) = server.stop();
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("jwtgate: stopped"), "{log}");
+    assert!(std::net::TcpStream::connect(format!("127.0.0.1:{port}")).is_err());
 }
 
 #[test]

@@ -71,7 +71,7 @@ impl Cli {
 
     fn run_full(&self, args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Run {
         use std::io::Write;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_jwtgate"))
+        let mut child = jwtgate()
             .args(args)
             .current_dir(self.dir.path())
             .env_remove("JWTGATE_DATA")
@@ -91,6 +91,19 @@ impl Cli {
             .unwrap();
         Run::from(child.wait_with_output().unwrap())
     }
+}
+
+/// A command for the built `jwtgate`, without the developer's own `JWTGATE_SERVER_*` and
+/// `JWTGATE_LOGIN_*` settings (they would override the test's config file).
+fn jwtgate() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_jwtgate"));
+    for (name, _) in std::env::vars_os() {
+        let text = name.to_string_lossy();
+        if text.starts_with("JWTGATE_SERVER_") || text.starts_with("JWTGATE_LOGIN_") {
+            command.env_remove(&name);
+        }
+    }
+    command
 }
 
 /// Seconds since the epoch.
@@ -154,7 +167,7 @@ impl Cli {
     /// `serve` with more environment variables.
     pub fn serve_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Server {
         use std::io::{BufRead, BufReader};
-        let mut child = Command::new(env!("CARGO_BIN_EXE_jwtgate"))
+        let mut child = jwtgate()
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(args)
             .current_dir(self.dir.path())

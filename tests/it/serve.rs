@@ -396,10 +396,56 @@ fn logs_name_tokens_by_jti_or_fingerprint_and_never_hold_a_token_or_password() {
     for wanted in [
         format!("token issued user=\"ann\" jti=\"{}\"", &jti[..8]),
         format!("token refused token={fingerprint} reason="),
-        "login refused user=user:ann".to_owned(),
+        "login refused user=\"ann\"".to_owned(),
         format!("token revoked user=\"ann\" jti=\"{}\"", &jti[..8]),
         "request method=GET route=\"/auth\" status=200".to_owned(),
     ] {
         assert!(log.contains(&wanted), "no {wanted:?} in:\n{log}");
     }
+}
+
+#[test]
+fn the_verdict_cache_answers_repeats_unless_switched_off() {
+    let cli = Cli::new();
+    cli.run(&["user", "add", "bot:api:pw"]).ok();
+    let token = cli.run(&["token", "issue", "bot"]).ok();
+    let bearer = format!("Bearer {}", token.trim());
+    let hits = |server: &crate::harness::Server| {
+        for _ in 0..3 {
+            let r = server.request("GET", "/auth", &[("Authorization", bearer.as_str())], "");
+            assert_eq!(r.status, 200, "{r:?}");
+        }
+        let metrics = server.get("/metrics").body;
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("jwtgate_auth_cache_hits_total "))
+            .unwrap_or_else(|| panic!("no cache counter in {metrics}"))
+            .parse::<u64>()
+            .unwrap()
+    };
+    assert_eq!(hits(&cli.serve(&[])), 2);
+    // Switched off through the environment, which overrides the (absent) config file.
+    let off = cli.serve_with_env(&[], &[("JWTGATE_SERVER_VERDICT_CACHE", "false")]);
+    assert_eq!(hits(&off), 0);
+}
+
+#[test]
+fn environment_overrides_reach_the_server_and_mistakes_name_the_variable() {
+    let cli = Cli::new();
+    cli.run(&["user", "add", "bot:api:pw"]).ok();
+    let server = cli.serve_with_env(&[], &[("JWTGATE_SERVER_API_PREFIX", "/appmesh")]);
+    assert_eq!(server.get("/appmesh/jwks").status, 200);
+    assert_eq!(server.get("/jwks").status, 404);
+    drop(server);
+    let r = cli.run_with_env(
+        &["serve", "--listen", "127.0.0.1:0"],
+        &[("JWTGATE_LOGIN_MAX_EXPIRE_SECONDS", "soon")],
+    );
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("JWTGATE_LOGIN_MAX_EXPIRE_SECONDS: invalid type"),
+        "{}",
+        r.stderr
+    );
 }
