@@ -89,7 +89,6 @@ mkdir -p "$WORK/www"
 printf 'ok\n' >"$WORK/www/static"
 cat >"$WORK/nginx.conf" <<NGINX
 daemon off;
-master_process off;
 worker_processes auto;
 pid $WORK/nginx.pid;
 error_log $WORK/nginx-error.log warn;

@@ -1,5 +1,5 @@
 //! Prometheus counters for `/metrics`: requests by route and status, token checks by outcome
-//! (accepted, or the refusal's code), failed logins, and verdict-cache hits.
+//! (accepted, or the refusal's code), failed logins, password checks, and verdict-cache hits.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -11,6 +11,7 @@ pub struct Metrics {
     requests: Mutex<BTreeMap<(String, u16), u64>>,
     checks: Mutex<BTreeMap<&'static str, u64>>,
     login_failures: AtomicU64,
+    password_checks: AtomicU64,
     cache_hits: AtomicU64,
 }
 
@@ -32,6 +33,11 @@ impl Metrics {
 
     pub fn login_failure(&self) {
         self.login_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One argon2 check ran (a real user's hash, or the dummy one for an unknown user).
+    pub fn password_check(&self) {
+        self.password_checks.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn cache_hit(&self) {
@@ -68,6 +74,13 @@ impl Metrics {
              # TYPE jwtgate_login_failures_total counter\n\
              jwtgate_login_failures_total {}",
             self.login_failures.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP jwtgate_password_checks_total Password checks run (argon2id), unknown users included.\n\
+             # TYPE jwtgate_password_checks_total counter\n\
+             jwtgate_password_checks_total {}",
+            self.password_checks.load(Ordering::Relaxed)
         );
         let _ = writeln!(
             out,

@@ -142,6 +142,7 @@ impl AppState {
         let Ok(_permit) = self.hashing.acquire().await else {
             return false;
         };
+        self.metrics.password_check();
         tokio::task::spawn_blocking(move || jwtgate_core::password::check(&password, &hash))
             .await
             .unwrap_or(false)

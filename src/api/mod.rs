@@ -14,7 +14,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post, put};
+use axum::routing::{any, get, post, put};
 use axum::Router;
 
 use crate::state::AppState;
@@ -23,9 +23,10 @@ use error::ApiError;
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/jwks", get(jwks::jwks))
-        .route("/auth", get(auth::auth).post(auth::auth))
-        // Envoy's ext_authz appends the original path to its check path.
-        .route("/auth/{*path}", get(auth::auth).post(auth::auth))
+        // Any method: Envoy's ext_authz sends the check with the request's own method (and
+        // appends its path to the check path); the check never changes anything.
+        .route("/auth", any(auth::auth))
+        .route("/auth/{*path}", any(auth::auth))
         .route("/login", post(login::login))
         .route("/totp/validate", post(login::totp_validate))
         .route("/logout", post(session::logout))

@@ -30,9 +30,54 @@ fn nginx_binary() -> &'static str {
     panic!("nginx is not installed (Debian package nginx); `bash .ci/test` installs it");
 }
 
+/// The `server` block of docs/forward-auth.md, verbatim: nginx listens on 8000, jwtgate on
+/// 8080, the service on 9000. The test puts its own ports in.
+const NGINX_SERVER: &str = r#"server {
+    listen 8000;
+
+    location / {
+        auth_request /_auth;
+        auth_request_set $auth_user $upstream_http_x_auth_user;
+        auth_request_set $auth_roles $upstream_http_x_auth_roles;
+        proxy_set_header X-Auth-User $auth_user;
+        proxy_set_header X-Auth-Roles $auth_roles;
+        proxy_pass http://127.0.0.1:9000;            # your service
+    }
+
+    # A location that also needs a permission.
+    location /console/ {
+        auth_request /_auth_console;
+        auth_request_set $auth_user $upstream_http_x_auth_user;
+        auth_request_set $auth_roles $upstream_http_x_auth_roles;
+        proxy_set_header X-Auth-User $auth_user;
+        proxy_set_header X-Auth-Roles $auth_roles;
+        proxy_pass http://127.0.0.1:9000;
+    }
+
+    location = /_auth {
+        internal;
+        proxy_pass http://127.0.0.1:8080/auth;       # jwtgate serve
+        proxy_pass_request_body off;
+        proxy_set_header Content-Length "";
+    }
+
+    location = /_auth_console {
+        internal;
+        proxy_pass http://127.0.0.1:8080/auth;
+        proxy_pass_request_body off;
+        proxy_set_header Content-Length "";
+        proxy_set_header X-Permission "vm.console";
+    }
+}
+"#;
+
 fn start_nginx(dir: &Path, jwtgate: &str, upstream: u16) -> Nginx {
     let port = free_port();
     let d = dir.display();
+    let server = NGINX_SERVER
+        .replace("listen 8000;", &format!("listen 127.0.0.1:{port};"))
+        .replace("127.0.0.1:8080", jwtgate)
+        .replace("127.0.0.1:9000", &format!("127.0.0.1:{upstream}"));
     let config = format!(
         r#"
 daemon off;
@@ -48,39 +93,7 @@ http {{
     fastcgi_temp_path {d}/fastcgi;
     uwsgi_temp_path {d}/uwsgi;
     scgi_temp_path {d}/scgi;
-    server {{
-        listen 127.0.0.1:{port};
-        location / {{
-            auth_request /_auth;
-            auth_request_set $auth_user $upstream_http_x_auth_user;
-            auth_request_set $auth_roles $upstream_http_x_auth_roles;
-            proxy_set_header X-Auth-User $auth_user;
-            proxy_set_header X-Auth-Roles $auth_roles;
-            proxy_pass http://127.0.0.1:{upstream};
-        }}
-        location /console/ {{
-            auth_request /_auth_console;
-            auth_request_set $auth_user $upstream_http_x_auth_user;
-            auth_request_set $auth_roles $upstream_http_x_auth_roles;
-            proxy_set_header X-Auth-User $auth_user;
-            proxy_set_header X-Auth-Roles $auth_roles;
-            proxy_pass http://127.0.0.1:{upstream};
-        }}
-        location = /_auth {{
-            internal;
-            proxy_pass http://{jwtgate}/auth;
-            proxy_pass_request_body off;
-            proxy_set_header Content-Length "";
-        }}
-        location = /_auth_console {{
-            internal;
-            proxy_pass http://{jwtgate}/auth;
-            proxy_pass_request_body off;
-            proxy_set_header Content-Length "";
-            proxy_set_header X-Permission "vm.console";
-        }}
-    }}
-}}
+{server}}}
 "#
     );
     let conf = dir.join("nginx.conf");
@@ -123,7 +136,16 @@ fn nginx_auth_request_lets_valid_tokens_through_and_stops_the_rest() {
     let nginx = start_nginx(cli.dir.path(), &jwtgate.addr, echo_upstream());
 
     let bearer = format!("Bearer {}", bot.trim());
-    let r = through(&nginx, "/hello", &[("Authorization", bearer.as_str())]);
+    // Identity headers a client sends are replaced by jwtgate's answer.
+    let r = through(
+        &nginx,
+        "/hello",
+        &[
+            ("Authorization", bearer.as_str()),
+            ("X-Auth-User", "admin"),
+            ("X-Auth-Roles", "admin"),
+        ],
+    );
     assert_eq!(
         (r.status, r.body.as_str()),
         (200, "upstream saw GET /hello user=bot roles=api")
@@ -149,5 +171,14 @@ fn nginx_auth_request_lets_valid_tokens_through_and_stops_the_rest() {
     assert_eq!(
         (r.status, r.body.as_str()),
         (200, "upstream saw GET /console/vm1 user=op roles=operator")
+    );
+}
+
+#[test]
+fn nginx_doc_shows_the_server_block_the_test_runs() {
+    let doc = include_str!("../../docs/forward-auth.md");
+    assert!(
+        doc.contains(&format!("```nginx\n{NGINX_SERVER}```\n")),
+        "docs/forward-auth.md must show the server block of tests/it/nginx.rs verbatim"
     );
 }

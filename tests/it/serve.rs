@@ -147,10 +147,15 @@ fn auth_accepts_a_valid_token_from_every_place_it_may_come_from() {
         vec![("X-Auth-Token", token)],
         vec![("Cookie", cookie.as_str())],
     ] {
+        // Envoy checks with the request's own method, at /auth + the request path.
         for (method, path) in [
             ("GET", "/auth"),
             ("POST", "/auth"),
             ("GET", "/auth/app/page"),
+            ("PUT", "/auth/app/page"),
+            ("DELETE", "/auth/app/page"),
+            ("PATCH", "/auth/app/page"),
+            ("OPTIONS", "/auth/app/page"),
         ] {
             let r = server.request(method, path, &headers, "");
             assert_eq!(r.status, 200, "{headers:?}: {r:?}");
@@ -448,4 +453,52 @@ fn environment_overrides_reach_the_server_and_mistakes_name_the_variable() {
         "{}",
         r.stderr
     );
+}
+
+#[test]
+fn a_cached_verdict_ends_at_the_tokens_exp() {
+    let cli = Cli::new();
+    cli.run(&["user", "add", "bot:api:pw"]).ok();
+    let token = cli.run(&["token", "issue", "bot", "--ttl", "2s"]).ok();
+    let bearer = format!("Bearer {}", token.trim());
+    let config = cli.write("jwtgate.toml", "[server]\nleeway_seconds = 0\n");
+    let server = cli.serve(&["--config", config.to_str().unwrap()]);
+    let auth = || server.request("GET", "/auth", &[("Authorization", bearer.as_str())], "");
+    assert_eq!(auth().status, 200);
+    assert_eq!(auth().status, 200, "the second answer comes from the cache");
+    assert!(server
+        .get("/metrics")
+        .body
+        .contains("jwtgate_auth_cache_hits_total 1"));
+    std::thread::sleep(Duration::from_millis(3100));
+    let r = auth();
+    assert_eq!(
+        (r.status, r.json()["error"].clone()),
+        (401, "expired".into()),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn readyz_answers_503_while_the_store_cannot_be_read() {
+    let cli = Cli::new();
+    cli.run(&["user", "add", "bot:api:pw"]).ok();
+    let server = cli.serve(&[]);
+    assert_eq!(server.get("/readyz").status, 200);
+    let data = cli.path("jwtgate-data");
+    let moved = cli.path("moved-away");
+    std::fs::rename(&data, &moved).unwrap();
+    let r = server.get("/readyz");
+    assert_eq!(
+        (r.status, r.json()["error"].clone()),
+        (503, "store_unavailable".into()),
+        "{r:?}"
+    );
+    assert_eq!(
+        server.get("/healthz").status,
+        200,
+        "the process itself is fine"
+    );
+    std::fs::rename(&moved, &data).unwrap();
+    assert_eq!(server.get("/readyz").status, 200);
 }
