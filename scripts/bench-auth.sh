@@ -87,6 +87,9 @@ stop_jwtgate() {
 NPORT=$(free_port)
 mkdir -p "$WORK/www"
 printf 'ok\n' >"$WORK/www/static"
+# nginx's workers run as an unprivileged user when started as root: let them read the file.
+chmod o+x "$WORK"
+chmod -R o+rX "$WORK/www"
 cat >"$WORK/nginx.conf" <<NGINX
 daemon off;
 worker_processes auto;
