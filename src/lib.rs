@@ -4,6 +4,7 @@
 
 pub mod access;
 pub mod api;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod init;

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use anyhow::Result;
-use jwtgate_core::KeySet;
+use jwtgate_core::{KeySet, Rules};
 
 use crate::access::Directory;
 use crate::config::Config;
@@ -18,6 +18,8 @@ use crate::store::Kind;
 pub struct AppState {
     pub config: Arc<Config>,
     pub model: Model,
+    /// What jwtgate's own tokens must satisfy, built once from the config.
+    rules: Arc<Rules>,
     keys: Arc<RwLock<Arc<PublishedKeys>>>,
     directory: Arc<RwLock<Directory>>,
     /// Held from reading the store to applying what was read, by every directory update: a
@@ -120,7 +122,16 @@ impl AppState {
             Ok::<_, anyhow::Error>(jwtgate_core::password::hash(&password)?)
         })
         .await??;
+        // jwtgate issues tokens without exp on request (revocable), and with an audience only
+        // when the client asked for one of the configured ones; its own iss only.
+        let rules = Rules::default()
+            .leeway(config.leeway)
+            .issuer(config.issuer.clone())
+            .audiences(config.login.audiences.clone())
+            .allow_missing_audience()
+            .allow_missing_exp();
         Ok(AppState {
+            rules: Arc::new(rules),
             config: Arc::new(config),
             model,
             keys: Arc::new(RwLock::new(Arc::new(keys))),
@@ -134,6 +145,11 @@ impl AppState {
             hashing: Arc::new(tokio::sync::Semaphore::new(hashing_slots())),
             dummy_hash: dummy_hash.into(),
         })
+    }
+
+    /// The rules tokens this server issued must pass.
+    pub fn rules(&self) -> &Rules {
+        &self.rules
     }
 
     /// Whether `password` matches the PHC `hash`. Runs on the blocking pool, at most

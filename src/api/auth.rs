@@ -8,7 +8,6 @@ use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use jwtgate_core::{verify, Rules};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -111,39 +110,14 @@ pub(super) fn authenticate(
             false,
         )));
     };
-    if let Some(accepted) = state.cached(token, now) {
-        state.metrics.cache_hit();
-        state.metrics.check("accepted");
-        return Ok((token.to_owned(), accepted));
+    match crate::check::check(state, token, now) {
+        Ok(accepted) => Ok((token.to_owned(), accepted)),
+        Err(refusal) => Err(Box::new(challenge(
+            refusal.code(),
+            &refusal.to_string(),
+            true,
+        ))),
     }
-    let generation = state.generation();
-    let keys = state.keys();
-    // jwtgate issues tokens without exp on request (revocable), and with an audience only
-    // when the client asked for one of the configured ones; its own iss only.
-    let rules = Rules::default()
-        .leeway(state.config.leeway)
-        .issuer(state.config.issuer.clone())
-        .audiences(state.config.login.audiences.clone())
-        .allow_missing_audience()
-        .allow_missing_exp();
-    let verified = verify(token, &keys.keyset, &rules, now).map_err(|reject| {
-        tracing::debug!(token = %jwtgate_core::fingerprint(token), reason = reject.code(), "token refused");
-        state.metrics.check(reject.code());
-        Box::new(challenge(reject.code(), &reject.to_string(), true))
-    })?;
-    let accepted = state
-        .with_directory(|d| {
-            d.check(&verified.claims)
-                .map(|u| Accepted::new(u.name.clone(), u.roles.clone(), &verified.claims))
-        })
-        .map_err(|denied| {
-            tracing::debug!(token = %jwtgate_core::fingerprint(token), reason = denied.code(), "token refused");
-            state.metrics.check(denied.code());
-            Box::new(challenge(denied.code(), &denied.to_string(), true))
-        })?;
-    state.metrics.check("accepted");
-    state.remember(token, &accepted, generation);
-    Ok((token.to_owned(), accepted))
 }
 
 /// Where a request's token came from.
