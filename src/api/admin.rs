@@ -969,7 +969,7 @@ async fn issue(state: &AppState, headers: &HeaderMap, request: TokenRequest) -> 
             "user '{name}' is locked; unlock them first"
         ))));
     }
-    login::respond_with_token(state, &user, ttl, audience, false)
+    login::respond_with_token(state, &user, ttl, audience, None)
         .await
         .map_err(err)
 }

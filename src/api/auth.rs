@@ -170,13 +170,27 @@ pub(super) fn token_and_source(headers: &HeaderMap) -> Option<(&str, Source)> {
         .map(|token| (token, Source::Cookie))
 }
 
-/// The `Set-Cookie` value for the session cookie: `Secure` when the server speaks HTTPS.
-pub(super) fn session_cookie(state: &AppState, token: &str, max_age: i64) -> String {
-    let secure = if state.config.tls.is_some() {
-        "; Secure"
-    } else {
-        ""
-    };
+/// Whether the client reached jwtgate over HTTPS: jwtgate serves TLS itself, or a trusted
+/// proxy (`[server] trusted_proxies`) says so with `X-Forwarded-Proto: https`.
+pub(super) fn over_https(state: &AppState, headers: &HeaderMap, peer: std::net::IpAddr) -> bool {
+    if state.config.tls.is_some() {
+        return true;
+    }
+    let trusted = state
+        .config
+        .trusted_proxies
+        .iter()
+        .any(|n| n.contains(peer));
+    trusted
+        && headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|p| p.trim().eq_ignore_ascii_case("https"))
+}
+
+/// The `Set-Cookie` value for the session cookie (`Secure` when the client came over HTTPS).
+pub(super) fn session_cookie(token: &str, max_age: i64, secure: bool) -> String {
+    let secure = if secure { "; Secure" } else { "" };
     format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}")
 }
 

@@ -40,7 +40,8 @@ pub async fn login(
     // Counted before the (slow) check and taken back on success: parallel guesses cannot all
     // slip under the limit while the first ones are still hashing.
     keys.count(&state, true);
-    match login_inner(&state, &headers, name, password).await {
+    let secure = super::auth::over_https(&state, &headers, peer.ip());
+    match login_inner(&state, &headers, name, password, secure).await {
         Ok(response) => {
             keys.refund(&state, true);
             response
@@ -134,6 +135,7 @@ async fn login_inner(
     headers: &HeaderMap,
     name: String,
     password: String,
+    secure: bool,
 ) -> Result<Response, ApiError> {
     let ttl = expire_seconds(
         state,
@@ -157,7 +159,7 @@ async fn login_inner(
         };
         use_totp_code(state, &user.name, code).await?;
     }
-    respond_with_token(state, &user, ttl, audience, true).await
+    respond_with_token(state, &user, ttl, audience, Some(secure)).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -218,7 +220,8 @@ pub async fn totp_validate(
     // a bogus challenge, and that must not lock the user out. The address counts always.
     let real = state.has_challenge(&request.totp_challenge, &request.user_name);
     keys.count(&state, real);
-    match validate_inner(&state, request).await {
+    let secure = super::auth::over_https(&state, &headers, peer.ip());
+    match validate_inner(&state, request, secure).await {
         Ok(response) => {
             keys.refund(&state, real);
             response
@@ -234,7 +237,11 @@ pub async fn totp_validate(
     }
 }
 
-async fn validate_inner(state: &AppState, request: Validate) -> Result<Response, ApiError> {
+async fn validate_inner(
+    state: &AppState,
+    request: Validate,
+    secure: bool,
+) -> Result<Response, ApiError> {
     let now = crate::cli::now();
     // Checked before the challenge is used up: a malformed request does not burn it.
     let requested_ttl = match request.expire_seconds {
@@ -262,7 +269,7 @@ async fn validate_inner(state: &AppState, request: Validate) -> Result<Response,
         .with_directory(|d| d.user(&challenge.user).cloned())
         .filter(|u| !u.locked)
         .ok_or_else(wrong_credentials)?;
-    respond_with_token(state, &user, ttl, challenge.audience, true).await
+    respond_with_token(state, &user, ttl, challenge.audience, Some(secure)).await
 }
 
 /// Checks `code` for the user and records its time step, so it cannot be used again. The
@@ -317,13 +324,13 @@ impl From<StoreError> for LoginError {
 }
 
 /// Issues a token to `user` and answers as `/login` does: the body, and the session cookie
-/// when `cookie` (not when an admin asks for another user's token).
+/// when `cookie` is `Some(secure)` (not when an admin asks for another user's token).
 pub(super) async fn respond_with_token(
     state: &AppState,
     user: &User,
     ttl: i64,
     audience: Option<String>,
-    cookie: bool,
+    cookie: Option<bool>,
 ) -> Result<Response, ApiError> {
     let audiences: Vec<String> = audience.into_iter().collect();
     let issued = issuer::issue(
@@ -353,7 +360,7 @@ pub(super) async fn respond_with_token(
         "profile": { "name": user.name, "auth_time": issued.iat },
     });
     let mut response = Json(body).into_response();
-    let cookie = cookie.then(|| super::auth::session_cookie(state, &issued.token, ttl));
+    let cookie = cookie.map(|secure| super::auth::session_cookie(&issued.token, ttl, secure));
     if let Some(Ok(cookie)) = cookie.map(HeaderValue::try_from) {
         response.headers_mut().insert(header::SET_COOKIE, cookie);
     }

@@ -6,6 +6,7 @@ mod auth;
 pub mod error;
 mod health;
 mod jwks;
+mod link;
 mod login;
 mod session;
 
@@ -27,6 +28,8 @@ pub fn router(state: AppState) -> Router {
         // appends its path to the check path); the check never changes anything.
         .route("/auth", any(auth::auth))
         .route("/auth/{*path}", any(auth::auth))
+        // A static route wins over the wildcard above.
+        .route("/auth/jwt/set", get(link::set_get).post(link::set_post))
         .route("/login", post(login::login))
         .route("/totp/validate", post(login::totp_validate))
         .route("/logout", post(session::logout))

@@ -1,7 +1,9 @@
 //! `POST /logout` (the presented token is denylisted until its `exp`) and `POST /token/renew`
 //! (a new token of the same lifetime, and the old one denylisted).
 
-use axum::extract::State;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -14,7 +16,11 @@ use crate::model::Revocation;
 use crate::state::{Accepted, AppState};
 use crate::store::{Kind, StoreError};
 
-pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
+pub async fn logout(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
     let now = crate::cli::now();
     let accepted = match authenticate(&state, &headers, now) {
         Ok((_, accepted)) => accepted,
@@ -25,14 +31,19 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Respon
         return e.into_response();
     }
     let mut response = Json(json!({ "success": true, "message": "logged out" })).into_response();
-    let expired = super::auth::session_cookie(&state, "", 0);
+    let secure = super::auth::over_https(&state, &headers, peer.ip());
+    let expired = super::auth::session_cookie("", 0, secure);
     if let Ok(cookie) = HeaderValue::from_str(&expired) {
         response.headers_mut().insert(header::SET_COOKIE, cookie);
     }
     response
 }
 
-pub async fn renew(State(state): State<AppState>, headers: HeaderMap) -> Response {
+pub async fn renew(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
     let now = crate::cli::now();
     let accepted = match authenticate(&state, &headers, now) {
         Ok((_, accepted)) => accepted,
@@ -52,7 +63,10 @@ pub async fn renew(State(state): State<AppState>, headers: HeaderMap) -> Respons
     if let Err(e) = revoke(&state, &accepted, now, false).await {
         return e.into_response();
     }
-    match login::respond_with_token(&state, &user, ttl, accepted.audience.clone(), true).await {
+    let secure = super::auth::over_https(&state, &headers, peer.ip());
+    let renewed =
+        login::respond_with_token(&state, &user, ttl, accepted.audience.clone(), Some(secure));
+    match renewed.await {
         Ok(response) => response,
         Err(e) => e.into_response(),
     }

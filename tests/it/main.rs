@@ -8,6 +8,7 @@ mod caddy;
 mod cli;
 mod harness;
 mod interop;
+mod link;
 mod login;
 mod nginx;
 mod serve;

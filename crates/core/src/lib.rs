@@ -11,6 +11,7 @@ pub mod jose;
 mod json;
 pub mod key;
 pub mod password;
+pub mod scope;
 pub mod totp;
 pub mod verify;
 

@@ -119,3 +119,23 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// Normalising never panics; what it returns is absolute, free of empty, `.` and `..`
+    /// segments and of `%`, and normalising it again changes nothing (so no second decoding
+    /// downstream can reach a path the first one did not).
+    #[test]
+    fn normalised_paths_are_final(raw in "/[a-z./%0-9A-F\\\\]{0,40}") {
+        use jwtgate_core::scope::normalize_path;
+        if let Ok(path) = normalize_path(&raw) {
+            prop_assert!(path.starts_with('/'));
+            prop_assert!(!path.contains("//") && !path.contains('%') && !path.contains('\\'));
+            for segment in path.split('/') {
+                prop_assert!(segment != "." && segment != "..", "{path}");
+            }
+            prop_assert_eq!(normalize_path(&path), Ok(path.clone()));
+        }
+    }
+}

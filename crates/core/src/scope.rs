@@ -1,0 +1,214 @@
+//! Gate-token scopes: the request path normalised once (percent-decoding, dot segments,
+//! duplicate slashes), then matched against the token's `URLs` (exact, or a prefix when the
+//! pattern ends in `*`) and `verbs` (HTTP methods, any letter case). Pure functions: the server
+//! and the gateway call them with the path after any `strip_prefix`.
+
+use std::fmt;
+
+/// Why a request path is refused before any match.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PathError {
+    /// It does not start with `/`.
+    NotAbsolute,
+    /// A `%` not followed by two hex digits.
+    BadEscape,
+    /// `%2F` (or `%5C`): an encoded separator would let one segment pass for two.
+    EncodedSeparator,
+    /// A NUL byte, raw or encoded.
+    Nul,
+    /// An encoded `%` (`%25`): decoded once more downstream (`%252e` → `%2e` → `.`), it could
+    /// become a dot segment or a separator.
+    EncodedPercent,
+    /// Decoded bytes are not UTF-8.
+    NotUtf8,
+    /// `..` above the root.
+    AboveRoot,
+    /// A raw backslash, which some servers treat as `/`.
+    Backslash,
+}
+
+impl fmt::Display for PathError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PathError::NotAbsolute => "the path does not start with '/'",
+            PathError::BadEscape => "the path has a '%' not followed by two hex digits",
+            PathError::EncodedSeparator => "the path has an encoded '/' or '\\' (%2F, %5C)",
+            PathError::Nul => "the path has a NUL byte",
+            PathError::EncodedPercent => {
+                "the path has an encoded '%' (%25), which a second decoding would change"
+            }
+            PathError::NotUtf8 => "the decoded path is not UTF-8",
+            PathError::AboveRoot => "the path climbs above the root with '..'",
+            PathError::Backslash => "the path has a backslash",
+        })
+    }
+}
+
+impl std::error::Error for PathError {}
+
+/// The path as every scope check sees it: percent-decoded once, `.` and empty segments
+/// dropped, `..` resolved (refused above the root); a trailing `/` is kept. The query is not
+/// part of it: pass the path alone.
+pub fn normalize_path(raw: &str) -> Result<String, PathError> {
+    if !raw.starts_with('/') {
+        return Err(PathError::NotAbsolute);
+    }
+    let decoded = percent_decode(raw.as_bytes())?;
+    let text = String::from_utf8(decoded).map_err(|_| PathError::NotUtf8)?;
+    let mut segments: Vec<&str> = Vec::new();
+    let mut trailing = false;
+    for segment in text.split('/').skip(1) {
+        trailing = matches!(segment, "" | "." | "..");
+        match segment {
+            "" | "." => {}
+            ".." => {
+                if segments.pop().is_none() {
+                    return Err(PathError::AboveRoot);
+                }
+            }
+            other => segments.push(other),
+        }
+    }
+    let mut out = String::with_capacity(text.len());
+    for segment in &segments {
+        out.push('/');
+        out.push_str(segment);
+    }
+    if trailing || segments.is_empty() {
+        out.push('/');
+    }
+    Ok(out)
+}
+
+fn percent_decode(raw: &[u8]) -> Result<Vec<u8>, PathError> {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        match raw[i] {
+            0 => return Err(PathError::Nul),
+            b'\\' => return Err(PathError::Backslash),
+            b'%' => {
+                let hex = |b: u8| (b as char).to_digit(16);
+                let (Some(hi), Some(lo)) = (
+                    raw.get(i + 1).and_then(|b| hex(*b)),
+                    raw.get(i + 2).and_then(|b| hex(*b)),
+                ) else {
+                    return Err(PathError::BadEscape);
+                };
+                let byte = (hi * 16 + lo) as u8;
+                match byte {
+                    b'/' | b'\\' => return Err(PathError::EncodedSeparator),
+                    0 => return Err(PathError::Nul),
+                    b'%' => return Err(PathError::EncodedPercent),
+                    _ => out.push(byte),
+                }
+                i += 3;
+            }
+            byte => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Whether a normalised `path` is one of `urls`: equal to a pattern, or starting with a
+/// pattern that ends in `*` (without the `*`; `/vm1/*` covers `/vm1/` and everything below it,
+/// while `/vm1*` also covers `/vm1-other`, so end prefixes with `/*`).
+pub fn url_allowed<'a>(urls: impl IntoIterator<Item = &'a str>, path: &str) -> bool {
+    urls.into_iter()
+        .any(|pattern| match pattern.strip_suffix('*') {
+            Some(prefix) => path.starts_with(prefix),
+            None => path == pattern,
+        })
+}
+
+/// Whether `method` is one of `verbs` (any letter case). Without a `verbs` claim a gate token
+/// reads only: GET and HEAD. A websocket upgrade is a GET.
+pub fn verb_allowed<'a>(verbs: Option<impl IntoIterator<Item = &'a str>>, method: &str) -> bool {
+    match verbs {
+        Some(verbs) => verbs.into_iter().any(|v| v.eq_ignore_ascii_case(method)),
+        None => method.eq_ignore_ascii_case("GET") || method.eq_ignore_ascii_case("HEAD"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_decoded_once_and_dot_segments_resolved() {
+        for (raw, want) in [
+            ("/k8s/a/../b", "/k8s/b"),
+            ("/k8s/./b", "/k8s/b"),
+            ("//k8s//b", "/k8s/b"),
+            ("/k8s/b/", "/k8s/b/"),
+            ("/k8s/b/.", "/k8s/b/"),
+            ("/k8s/b/c/..", "/k8s/b/"),
+            ("/k8s/%2e%2e/x", "/x"),
+            ("/k8s/%2E%2e/x", "/x"),
+            ("/k8s/a%20b", "/k8s/a b"),
+            ("/%7Euser", "/~user"),
+            ("/", "/"),
+        ] {
+            assert_eq!(normalize_path(raw).as_deref(), Ok(want), "{raw}");
+        }
+    }
+
+    #[test]
+    fn paths_that_could_mean_two_things_are_refused() {
+        for (raw, want) in [
+            ("k8s/b", PathError::NotAbsolute),
+            ("", PathError::NotAbsolute),
+            ("/k8s/a%2fb", PathError::EncodedSeparator),
+            ("/k8s/a%2Fb", PathError::EncodedSeparator),
+            ("/k8s/a%5cb", PathError::EncodedSeparator),
+            ("/k8s/a\\b", PathError::Backslash),
+            ("/k8s/a%00", PathError::Nul),
+            ("/k8s/a\0", PathError::Nul),
+            ("/k8s/%zz", PathError::BadEscape),
+            ("/k8s/%2", PathError::BadEscape),
+            ("/k8s/%252e%252e/x", PathError::EncodedPercent),
+            ("/k8s/100%25", PathError::EncodedPercent),
+            ("/k8s/%ff", PathError::NotUtf8),
+            ("/..", PathError::AboveRoot),
+            ("/k8s/../../etc", PathError::AboveRoot),
+            ("/%2e%2e/etc", PathError::AboveRoot),
+        ] {
+            assert_eq!(normalize_path(raw), Err(want), "{raw}");
+        }
+    }
+
+    #[test]
+    fn urls_match_exactly_or_by_prefix() {
+        let urls = ["/k8s/vm1/vnc", "/k8s/vm2/*"];
+        let allowed =
+            |raw: &str| normalize_path(raw).is_ok_and(|p| url_allowed(urls.iter().copied(), &p));
+        assert!(allowed("/k8s/vm1/vnc"));
+        assert!(allowed("//k8s/vm1/./vnc"));
+        assert!(allowed("/k8s/vm3/../vm1/vnc"), "normalised first");
+        assert!(
+            !allowed("/k8s/vm1/vnc/"),
+            "a trailing slash is another path"
+        );
+        assert!(!allowed("/k8s/vm1/vnc/x"), "exact means exact");
+        assert!(!allowed("/k8s/vm1/vnc/../../vm3/vnc"));
+        assert!(allowed("/k8s/vm2/"));
+        assert!(allowed("/k8s/vm2/vnc"));
+        assert!(!allowed("/k8s/vm2"), "/vm2/* does not cover /vm2");
+        assert!(!allowed("/k8s/vm2/..%2fvm3"));
+        assert!(!allowed("/k8s/vm2/../vm3/vnc"));
+    }
+
+    #[test]
+    fn verbs_match_in_any_case_and_default_to_reading() {
+        assert!(verb_allowed(Some(["get"]), "GET"));
+        assert!(verb_allowed(Some(["Post", "get"]), "post"));
+        assert!(!verb_allowed(Some(["get"]), "DELETE"));
+        assert!(verb_allowed(None::<[&str; 0]>, "GET"));
+        assert!(verb_allowed(None::<[&str; 0]>, "head"));
+        assert!(!verb_allowed(None::<[&str; 0]>, "POST"));
+        assert!(!verb_allowed(Some([] as [&str; 0]), "GET"));
+    }
+}
