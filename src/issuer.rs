@@ -27,6 +27,16 @@ pub struct Request<'a> {
     pub audiences: &'a [String],
     /// More claims; callers make sure none of them is one jwtgate sets.
     pub extra: Map<String, Value>,
+    /// A gate token's scope (`URLs`, `verbs`) and its start (`nbf`; now when `None`). A gate
+    /// token carries no `roles`: it opens its paths and nothing else.
+    pub gate: Option<Gate<'a>>,
+}
+
+/// What a gate token may open, and from when.
+pub struct Gate<'a> {
+    pub urls: &'a [String],
+    pub verbs: &'a [String],
+    pub from: Option<i64>,
 }
 
 /// Issues a token to `user` (who must not be locked). Waits out the second of the user's
@@ -36,7 +46,8 @@ pub async fn issue(model: &Model, user: &User, request: Request<'_>) -> Result<I
         bail!("user '{}' is locked; unlock them first", user.name);
     }
     let now = after(user.tokens_valid_after).await?;
-    let exp = request.ttl.map(|secs| now.saturating_add(secs));
+    let nbf = request.gate.as_ref().and_then(|g| g.from).unwrap_or(now);
+    let exp = request.ttl.map(|secs| nbf.saturating_add(secs));
     let mut random = [0u8; 16];
     jwtgate_core::random::fill(&mut random)?;
     // Hex, so every jti is a valid record name and can be revoked.
@@ -54,12 +65,20 @@ pub async fn issue(model: &Model, user: &User, request: Request<'_>) -> Result<I
         }
     }
     claims.insert("iat".into(), Value::from(now));
-    claims.insert("nbf".into(), Value::from(now));
+    claims.insert("nbf".into(), Value::from(nbf));
     if let Some(exp) = exp {
         claims.insert("exp".into(), Value::from(exp));
     }
     claims.insert("jti".into(), Value::from(jti.clone()));
-    claims.insert("roles".into(), Value::from(user.roles.clone()));
+    match &request.gate {
+        None => {
+            claims.insert("roles".into(), Value::from(user.roles.clone()));
+        }
+        Some(gate) => {
+            claims.insert("URLs".into(), Value::from(gate.urls.to_vec()));
+            claims.insert("verbs".into(), Value::from(gate.verbs.to_vec()));
+        }
+    }
     let keyset = model
         .update::<Keyset, anyhow::Error, _>(Kind::Keyset, KEYSET, |ks| {
             ks.note_signed(exp);

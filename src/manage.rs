@@ -414,3 +414,216 @@ pub fn user_view(u: &User) -> serde_json::Value {
         "updated": u.updated,
     })
 }
+
+/// A gate token to create.
+pub struct NewGateToken {
+    pub name: String,
+    pub urls: Vec<String>,
+    /// Empty: `get` alone.
+    pub verbs: Vec<String>,
+    /// Valid from (seconds since the epoch); now when `None`.
+    pub from: Option<i64>,
+    pub duration: i64,
+}
+
+/// The longest a gate token may live: a signed link is a bearer credential in a URL.
+pub const MAX_GATE_SECONDS: i64 = 366 * 24 * 3600;
+
+/// Checks a gate token's scope: every URL a normalised path (a trailing `*` makes it a prefix),
+/// verbs HTTP method names; returns the verbs in lower case, `get` when none were given.
+pub fn check_gate_scope(urls: &[String], verbs: &[String]) -> Result<Vec<String>> {
+    if urls.is_empty() {
+        return Err(Error::Invalid("a gate token needs at least one URL".into()));
+    }
+    for url in urls {
+        let path = url.strip_suffix('*').unwrap_or(url);
+        match jwtgate_core::scope::normalize_path(path) {
+            Ok(normal) if normal == path => {}
+            Ok(normal) => {
+                return Err(Error::Invalid(format!(
+                    "URL {url:?} is not in normal form; write {normal:?}{}",
+                    if url.ends_with('*') {
+                        " with its '*'"
+                    } else {
+                        ""
+                    }
+                )))
+            }
+            Err(e) => return Err(Error::Invalid(format!("URL {url:?}: {e}"))),
+        }
+    }
+    let mut out: Vec<String> = Vec::new();
+    for verb in verbs {
+        if verb.is_empty() || !verb.bytes().all(|b| b.is_ascii_alphabetic()) {
+            return Err(Error::Invalid(format!(
+                "verb {verb:?} is not an HTTP method name"
+            )));
+        }
+        let verb = verb.to_ascii_lowercase();
+        if !out.contains(&verb) {
+            out.push(verb);
+        }
+    }
+    if out.is_empty() {
+        out.push("get".to_owned());
+    }
+    Ok(out)
+}
+
+/// Creates a gate token resource and signs its token (`sub` = `creator`).
+pub async fn create_gate_token(
+    model: &Model,
+    issuer: &str,
+    creator: &User,
+    new: NewGateToken,
+    now: i64,
+) -> Result<crate::model::GateToken> {
+    check_name(Kind::GateToken, &new.name).map_err(invalid)?;
+    let verbs = check_gate_scope(&new.urls, &new.verbs)?;
+    if !(1..=MAX_GATE_SECONDS).contains(&new.duration) {
+        return Err(Error::Invalid(format!(
+            "the duration must be between 1 second and {} days",
+            MAX_GATE_SECONDS / 86_400
+        )));
+    }
+    if new
+        .from
+        .is_some_and(|from| from.saturating_add(new.duration) <= now)
+    {
+        return Err(Error::Invalid(
+            "from + duration is in the past: the token would be expired already".into(),
+        ));
+    }
+    if model
+        .get::<crate::model::GateToken>(Kind::GateToken, &new.name)
+        .await?
+        .is_some()
+    {
+        return Err(Error::Conflict(format!(
+            "gate token '{}' already exists",
+            new.name
+        )));
+    }
+    let issued = crate::issuer::issue(
+        model,
+        creator,
+        crate::issuer::Request {
+            issuer,
+            ttl: Some(new.duration),
+            audiences: &[],
+            extra: serde_json::Map::new(),
+            gate: Some(crate::issuer::Gate {
+                urls: &new.urls,
+                verbs: &verbs,
+                from: new.from,
+            }),
+        },
+    )
+    .await
+    .map_err(|e| match e.downcast::<StoreError>() {
+        Ok(store) => Error::Store(store),
+        Err(other) => Error::Refused(format!("{other:#}")),
+    })?;
+    let gate = crate::model::GateToken {
+        name: new.name.clone(),
+        urls: new.urls,
+        verbs,
+        from: new.from.unwrap_or(issued.iat),
+        duration: new.duration,
+        created_by: creator.name.clone(),
+        created: now,
+        token: issued.token,
+        jti: issued.jti,
+    };
+    match model.create(Kind::GateToken, &new.name, &gate).await {
+        Ok(()) => Ok(gate),
+        Err(StoreError::Exists { .. }) => Err(Error::Conflict(format!(
+            "gate token '{}' already exists",
+            new.name
+        ))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Deletes a gate token resource and denylists its token.
+pub async fn delete_gate_token(model: &Model, name: &str, now: i64) -> Result<()> {
+    check_name(Kind::GateToken, name).map_err(invalid)?;
+    let Some(gate) = model
+        .get::<crate::model::GateToken>(Kind::GateToken, name)
+        .await?
+    else {
+        return Err(Error::NotFound(format!("unknown gate token '{name}'")));
+    };
+    // Revoked first: a crash in between leaves a dead token, never a live orphan.
+    revoke_jti(
+        model,
+        &gate.value.jti,
+        Some(gate.value.from + gate.value.duration),
+        now,
+    )
+    .await?;
+    match model.delete(Kind::GateToken, name).await {
+        Ok(()) | Err(StoreError::NotFound { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// What the API and `gatetoken get` show: the resource and its status (kube-gateway's
+/// `status`: the token, `nbf`, `exp`, and the phase at `now`).
+pub fn gate_token_view(gate: &crate::model::GateToken, now: i64) -> serde_json::Value {
+    let exp = gate.from + gate.duration;
+    let phase = if now < gate.from {
+        "Pending"
+    } else if now < exp {
+        "Ready"
+    } else {
+        "Expired"
+    };
+    serde_json::json!({
+        "name": gate.name,
+        "urls": gate.urls,
+        "verbs": gate.verbs,
+        "from": gate.from,
+        "duration": gate.duration,
+        "created_by": gate.created_by,
+        "created": gate.created,
+        "status": { "token": gate.token, "nbf": gate.from, "exp": exp, "phase": phase },
+    })
+}
+
+/// A gate token's duration: seconds (`3600`) or a human duration (`1h`, `90m`).
+pub fn parse_duration(text: &str) -> Result<i64> {
+    let text = text.trim();
+    let secs = match text.parse::<i64>() {
+        Ok(secs) => secs,
+        Err(_) => humantime::parse_duration(text)
+            .map_err(|e| Error::Invalid(format!("duration {text:?}: {e} (e.g. 3600, 90m, 1h, 7d)")))
+            .and_then(|d| {
+                i64::try_from(d.as_secs())
+                    .map_err(|_| Error::Invalid(format!("duration {text:?} is too long")))
+            })?,
+    };
+    Ok(secs)
+}
+
+/// A gate token's start: `now`, seconds since the epoch, or an RFC 3339 time
+/// (`2026-11-23T18:00:00Z`).
+pub fn parse_from(text: &str, now: i64) -> Result<i64> {
+    let text = text.trim();
+    if text == "now" {
+        return Ok(now);
+    }
+    if let Ok(secs) = text.parse::<i64>() {
+        return Ok(secs);
+    }
+    let time = humantime::parse_rfc3339_weak(text).map_err(|e| {
+        Error::Invalid(format!(
+            "from {text:?}: {e} (now, seconds since the epoch, or 2026-11-23T18:00:00Z)"
+        ))
+    })?;
+    let secs = time
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|_| Error::Invalid(format!("from {text:?} is before 1970")))?
+        .as_secs();
+    i64::try_from(secs).map_err(|_| Error::Invalid(format!("from {text:?} is too far away")))
+}

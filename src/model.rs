@@ -190,6 +190,26 @@ pub struct Revocation {
     pub exp: Option<i64>,
 }
 
+/// A gate token resource (kube-gateway's GateToken): what it may open and when, and the
+/// signed token that does it. The token's `sub` is the user who created it, so locking or
+/// deleting that user ends it too; deleting the resource denylists its `jti`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GateToken {
+    pub name: String,
+    /// Normalised paths; one ending in `*` is a prefix.
+    pub urls: Vec<String>,
+    /// HTTP methods, lower case.
+    pub verbs: Vec<String>,
+    /// Valid from (`nbf`) and for how long, in seconds.
+    pub from: i64,
+    pub duration: i64,
+    pub created_by: String,
+    pub created: i64,
+    pub token: String,
+    pub jti: String,
+}
+
 /// The name of the one keyset record.
 pub const KEYSET: &str = "signing";
 

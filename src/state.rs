@@ -71,15 +71,44 @@ pub struct Accepted {
     pub jti: Option<String>,
     /// The first `aud`, kept for a renewal.
     pub audience: Option<String>,
+    /// A gate token's scope: such a token opens its paths and nothing else (no roles, no
+    /// permissions, no admin API).
+    pub scope: Option<Arc<Scope>>,
     generation: u64,
+}
+
+/// A gate token's `URLs` and `verbs` claims.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Scope {
+    pub urls: Vec<String>,
+    pub verbs: Option<Vec<String>>,
+}
+
+impl Scope {
+    /// Whether the scope allows `method` on the normalised `path`.
+    pub fn allows(&self, method: &str, path: &str) -> bool {
+        jwtgate_core::scope::url_allowed(self.urls.iter().map(String::as_str), path)
+            && jwtgate_core::scope::verb_allowed(
+                self.verbs.as_ref().map(|v| v.iter().map(String::as_str)),
+                method,
+            )
+    }
 }
 
 impl Accepted {
     /// A verdict just reached (not from the cache), for `user` with `roles`.
     pub fn new(user: String, roles: Vec<String>, claims: &jwtgate_core::Claims) -> Accepted {
+        let scope = claims.urls().map(|urls| {
+            Arc::new(Scope {
+                urls: urls.to_vec(),
+                verbs: claims.verbs().map(|v| v.to_vec()),
+            })
+        });
         Accepted {
             user,
-            roles,
+            // A gate token's rights are its scope, never its creator's roles.
+            roles: if scope.is_some() { Vec::new() } else { roles },
+            scope,
             exp: claims.exp(),
             iat: claims.iat(),
             jti: claims.jti().map(str::to_owned),

@@ -38,6 +38,9 @@ pub mod perm {
     pub const ROLE_DELETE: &str = "role-delete";
     pub const TOKEN_ISSUE: &str = "token-issue";
     pub const TOKEN_REVOKE: &str = "token-revoke";
+    pub const GATETOKEN_CREATE: &str = "gatetoken-create";
+    pub const GATETOKEN_VIEW: &str = "gatetoken-view";
+    pub const GATETOKEN_DELETE: &str = "gatetoken-delete";
 }
 
 /// An error answer (a 401 from authentication is a whole response with its challenge
@@ -124,9 +127,22 @@ fn err(e: impl Into<ApiError>) -> Fail {
     Box::new(e.into().into_response())
 }
 
-/// The authenticated caller.
+/// The authenticated caller. A gate token is refused: it opens its paths and nothing else.
 fn caller(state: &AppState, headers: &HeaderMap) -> Result<Accepted, Fail> {
-    authenticate(state, headers, crate::cli::now()).map(|(_, accepted)| accepted)
+    let (_, accepted) = authenticate(state, headers, crate::cli::now())?;
+    if accepted.scope.is_some() {
+        return Err(gate_token_refused());
+    }
+    Ok(accepted)
+}
+
+/// The answer to a gate token where a session or API token is needed.
+pub(super) fn gate_token_refused() -> Fail {
+    err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        "gate_token_not_allowed",
+        "a gate token opens only the paths it names; this needs a session or API token",
+    ))
 }
 
 /// The caller, who must hold `permission`.
@@ -1018,4 +1034,173 @@ pub(super) fn short(jti: &str) -> &str {
     jti.char_indices()
         .nth(8)
         .map_or(jti, |(end, _)| &jti[..end])
+}
+
+// ---- gate tokens ----
+
+/// A number of seconds, or text (`"1h"`, an RFC 3339 time).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum NumberOrText {
+    Number(i64),
+    Text(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GateTokenBody {
+    name: String,
+    urls: Vec<String>,
+    #[serde(default)]
+    verbs: Vec<String>,
+    from: Option<NumberOrText>,
+    duration: Option<NumberOrText>,
+}
+
+/// `POST /gatetokens` (`gatetoken-create`): kube-gateway's GateToken, signed at once; the
+/// answer holds `status.token`. The token's `sub` is the caller.
+pub async fn create_gate_token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Response {
+    answer(
+        async {
+            let caller = caller_with(&state, &headers, perm::GATETOKEN_CREATE)?;
+            let request: GateTokenBody = body(raw)?;
+            let now = crate::cli::now();
+            let from = match request.from {
+                None => None,
+                Some(NumberOrText::Number(secs)) => Some(secs),
+                Some(NumberOrText::Text(text)) => {
+                    Some(manage::parse_from(&text, now).map_err(err)?)
+                }
+            };
+            let duration = match request.duration {
+                None => 3600,
+                Some(NumberOrText::Number(secs)) => secs,
+                Some(NumberOrText::Text(text)) => manage::parse_duration(&text).map_err(err)?,
+            };
+            let creator = state
+                .with_directory(|d| d.user(&caller.user).cloned())
+                .ok_or_else(|| err(Error::NotFound(format!("unknown user '{}'", caller.user))))?;
+            let gate = manage::create_gate_token(
+                &state.model,
+                &state.config.issuer,
+                &creator,
+                manage::NewGateToken {
+                    name: request.name,
+                    urls: request.urls,
+                    verbs: request.verbs,
+                    from,
+                    duration,
+                },
+                now,
+            )
+            .await
+            .map_err(err)?;
+            tracing::info!(
+                actor = caller.user,
+                name = gate.name,
+                jti = short(&gate.jti),
+                "gate token created"
+            );
+            let mut response = created(manage::gate_token_view(&gate, now));
+            response.headers_mut().insert(
+                axum::http::header::CACHE_CONTROL,
+                axum::http::HeaderValue::from_static("no-store"),
+            );
+            Ok(response)
+        }
+        .await,
+    )
+}
+
+pub async fn list_gate_tokens(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    answer(
+        async {
+            caller_with(&state, &headers, perm::GATETOKEN_VIEW)?;
+            let now = crate::cli::now();
+            let gates: Vec<crate::model::GateToken> =
+                state.model.list(Kind::GateToken).await.map_err(err)?;
+            let mut response = ok(Value::from(
+                gates
+                    .iter()
+                    .map(|g| manage::gate_token_view(g, now))
+                    .collect::<Vec<_>>(),
+            ));
+            response.headers_mut().insert(
+                axum::http::header::CACHE_CONTROL,
+                axum::http::HeaderValue::from_static("no-store"),
+            );
+            Ok(response)
+        }
+        .await,
+    )
+}
+
+/// The gate token `name`, for its creator or with `permission`.
+async fn own_gate_token(
+    state: &AppState,
+    headers: &HeaderMap,
+    name: &str,
+    permission: &str,
+) -> Result<crate::model::GateToken, Fail> {
+    let caller = caller(state, headers)?;
+    crate::store::check_name(Kind::GateToken, name).map_err(err)?;
+    let gate = state
+        .model
+        .get::<crate::model::GateToken>(Kind::GateToken, name)
+        .await
+        .map_err(err)?;
+    match gate {
+        Some(gate) if gate.value.created_by == caller.user => Ok(gate.value),
+        Some(gate) => {
+            require(state, &caller, permission)?;
+            Ok(gate.value)
+        }
+        None => {
+            require(state, &caller, permission)?;
+            Err(err(Error::NotFound(format!("unknown gate token '{name}'"))))
+        }
+    }
+}
+
+pub async fn get_gate_token(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    answer(
+        async {
+            let gate = own_gate_token(&state, &headers, &name, perm::GATETOKEN_VIEW).await?;
+            let mut response = ok(manage::gate_token_view(&gate, crate::cli::now()));
+            response.headers_mut().insert(
+                axum::http::header::CACHE_CONTROL,
+                axum::http::HeaderValue::from_static("no-store"),
+            );
+            Ok(response)
+        }
+        .await,
+    )
+}
+
+/// `DELETE /gatetokens/{name}`: the resource goes and its token is denylisted at once.
+pub async fn delete_gate_token(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    answer(
+        async {
+            let gate = own_gate_token(&state, &headers, &name, perm::GATETOKEN_DELETE).await?;
+            manage::delete_gate_token(&state.model, &name, crate::cli::now())
+                .await
+                .map_err(err)?;
+            state.apply_revocation(&gate.jti).await;
+            tracing::info!(name, jti = short(&gate.jti), "gate token deleted");
+            Ok(ok(json!({ "success": true, "message": format!("deleted gate token '{name}'; its token is revoked") })))
+        }
+        .await,
+    )
 }

@@ -5,14 +5,14 @@
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::error::ApiError;
-use crate::state::{Accepted, AppState};
+use crate::state::{Accepted, AppState, Scope};
 
 /// The session cookie `/login` will set.
 pub const SESSION_COOKIE: &str = "jwtgate_session";
@@ -24,6 +24,8 @@ pub struct AuthQuery {
 
 pub async fn auth(
     State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
     query: Result<Query<AuthQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Response {
@@ -57,6 +59,11 @@ pub async fn auth(
         Ok((_, accepted)) => accepted,
         Err(response) => return *response,
     };
+    if let Some(scope) = &accepted.scope {
+        if let Err(response) = check_scope(&state, scope, &method, &uri, &headers) {
+            return *response;
+        }
+    }
     for permission in &permissions {
         if !state.with_directory(|d| d.allows(&accepted.roles, permission)) {
             return ApiError::new(
@@ -84,6 +91,64 @@ pub async fn auth(
         headers.insert("x-auth-roles", roles);
     }
     response
+}
+
+/// A gate token at `/auth`: the proxied request's method and path must be in its scope. The
+/// path comes from `X-Original-URI` (nginx) or `X-Forwarded-Uri` (Traefik, Caddy), or from
+/// the check's own path (Envoy: `/auth/<path>`); the method from `X-Original-Method` or
+/// `X-Forwarded-Method`, or Envoy's own. Without them a gate token opens nothing.
+fn check_scope(
+    state: &AppState,
+    scope: &Scope,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Result<(), Box<Response>> {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
+    let envoy = uri
+        .path()
+        .strip_prefix(state.config.api_prefix.as_str())
+        .and_then(|p| p.strip_prefix("/auth"))
+        .filter(|p| p.len() > 1);
+    let target = header("x-original-uri")
+        .or_else(|| header("x-forwarded-uri"))
+        .or(envoy);
+    let verb = header("x-original-method")
+        .or_else(|| header("x-forwarded-method"))
+        .or_else(|| envoy.map(|_| method.as_str()));
+    let forbidden = |code: &'static str, message: String| {
+        Box::new(ApiError::new(StatusCode::FORBIDDEN, code, message).into_response())
+    };
+    let (Some(target), Some(verb)) = (target, verb) else {
+        return Err(forbidden(
+            "scope_unknown",
+            "a gate token opens only the paths it names: the proxy must send the request's path \
+             (X-Original-URI or X-Forwarded-Uri) and method (X-Original-Method or X-Forwarded-Method)"
+                .to_owned(),
+        ));
+    };
+    let raw_path = target.split(['?', '#']).next().unwrap_or_default();
+    let path = jwtgate_core::scope::normalize_path(raw_path)
+        .map_err(|e| forbidden("path_refused", format!("{e}")))?;
+    if !jwtgate_core::scope::url_allowed(scope.urls.iter().map(String::as_str), &path) {
+        return Err(forbidden(
+            "path_not_allowed",
+            format!("the gate token does not open {path}"),
+        ));
+    }
+    if !scope.allows(verb, &path) {
+        return Err(forbidden(
+            "method_not_allowed",
+            format!("the gate token does not allow {verb} on {path}"),
+        ));
+    }
+    Ok(())
 }
 
 fn invalid_permission() -> Response {

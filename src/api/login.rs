@@ -341,6 +341,7 @@ pub(super) async fn respond_with_token(
             ttl: Some(ttl),
             audiences: &audiences,
             extra: Map::new(),
+            gate: None,
         },
     )
     .await

@@ -87,6 +87,14 @@ fn admin_routes() -> Router<AppState> {
         .route("/tokens", post(admin::issue_token))
         .route("/tokens/new", get(admin::issue_token_get))
         .route("/tokens/revoke", post(admin::revoke_token))
+        .route(
+            "/gatetokens",
+            get(admin::list_gate_tokens).post(admin::create_gate_token),
+        )
+        .route(
+            "/gatetokens/{name}",
+            get(admin::get_gate_token).delete(admin::delete_gate_token),
+        )
         .route_layer(middleware::from_fn(admin::header_token_for_changes))
 }
 

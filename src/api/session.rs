@@ -49,6 +49,10 @@ pub async fn renew(
         Ok((_, accepted)) => accepted,
         Err(response) => return *response,
     };
+    // Renewing a gate token would trade a scoped token for a session with its creator's roles.
+    if accepted.scope.is_some() {
+        return *super::admin::gate_token_refused();
+    }
     let Some(user) = state.with_directory(|d| d.user(&accepted.user).cloned()) else {
         return ApiError::new(StatusCode::UNAUTHORIZED, "unknown_user", "the user is gone")
             .into_response();

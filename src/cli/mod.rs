@@ -18,6 +18,7 @@ use crate::init;
 use crate::model::Model;
 use crate::store::FileStore;
 
+mod gatetoken;
 mod key;
 mod role;
 mod serve;
@@ -61,7 +62,10 @@ enum Command {
     /// Manage roles and their permissions.
     #[command(subcommand)]
     Role(role::RoleCommand),
-    /// Run the server over the data directory: JWKS, OpenID discovery, health checks.
+    /// Gate tokens: signed, path-scoped tokens for one resource (a VM's console).
+    #[command(subcommand)]
+    Gatetoken(gatetoken::GateTokenCommand),
+    /// Run the server over the data directory: login, /auth, keys, the admin API.
     Serve(serve::ServeArgs),
 }
 
@@ -75,6 +79,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Token(cmd) => token::run(cmd, &data),
         Command::User(cmd) => user::run(cmd, &data),
         Command::Role(cmd) => role::run(cmd, &data),
+        Command::Gatetoken(cmd) => gatetoken::run(cmd, &data),
         Command::Serve(args) => serve::run(args, &data),
     }
 }

@@ -152,7 +152,9 @@ pub fn run(cmd: TokenCommand, data: &DataDir) -> Result<ExitCode> {
 pub const ISSUER: &str = "jwtgate";
 
 /// Claims a `--claim` may not set: they are jwtgate's to decide.
-const RESERVED: [&str; 8] = ["iss", "sub", "aud", "exp", "nbf", "iat", "jti", "roles"];
+const RESERVED: [&str; 10] = [
+    "iss", "sub", "aud", "exp", "nbf", "iat", "jti", "roles", "URLs", "verbs",
+];
 
 async fn issue(args: IssueArgs, data: &DataDir) -> Result<ExitCode> {
     check_name(Kind::User, &args.user).map_err(|e| usage(e.to_string()))?;
@@ -199,6 +201,7 @@ async fn issue(args: IssueArgs, data: &DataDir) -> Result<ExitCode> {
             ttl,
             audiences: &args.aud,
             extra,
+            gate: None,
         },
     )
     .await?;

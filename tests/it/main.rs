@@ -6,6 +6,7 @@ mod admin;
 mod appmesh;
 mod caddy;
 mod cli;
+mod gatetoken;
 mod harness;
 mod interop;
 mod link;

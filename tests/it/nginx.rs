@@ -59,6 +59,8 @@ const NGINX_SERVER: &str = r#"server {
         proxy_pass http://127.0.0.1:8080/auth;       # jwtgate serve
         proxy_pass_request_body off;
         proxy_set_header Content-Length "";
+        proxy_set_header X-Original-URI $request_uri;       # for gate tokens
+        proxy_set_header X-Original-Method $request_method;
     }
 
     location = /_auth_console {
@@ -181,4 +183,50 @@ fn nginx_doc_shows_the_server_block_the_test_runs() {
         doc.contains(&format!("```nginx\n{NGINX_SERVER}```\n")),
         "docs/forward-auth.md must show the server block of tests/it/nginx.rs verbatim"
     );
+}
+
+#[test]
+fn through_nginx_a_gate_token_opens_its_path_with_its_methods_only() {
+    let cli = Cli::new();
+    cli.run(&["user", "add", "root:admin:pw"]).ok();
+    let gate = cli
+        .run(&[
+            "gatetoken",
+            "create",
+            "vm1",
+            "--url",
+            "/vm1/*",
+            "--user",
+            "root",
+        ])
+        .ok();
+    let jwtgate = cli.serve(&[]);
+    let nginx = start_nginx(cli.dir.path(), &jwtgate.addr, echo_upstream());
+    let bearer = format!("Bearer {}", gate.trim());
+    let r = through(
+        &nginx,
+        "/vm1/vnc?x=1",
+        &[("Authorization", bearer.as_str())],
+    );
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (200, "upstream saw GET /vm1/vnc?x=1 user=root roles=")
+    );
+    for path in [
+        "/vm2/vnc",
+        "/vm1/../vm2/vnc",
+        "/vm1/%2e%2e/vm2/vnc",
+        "/vm1%2fx",
+    ] {
+        let r = through(&nginx, path, &[("Authorization", bearer.as_str())]);
+        assert_eq!(r.status, 403, "{path}: {r:?}");
+    }
+    let client = Server::client(format!("127.0.0.1:{}", nginx.port));
+    let r = client.request(
+        "POST",
+        "/vm1/vnc",
+        &[("Authorization", bearer.as_str())],
+        "",
+    );
+    assert_eq!(r.status, 403, "the token allows GET only: {r:?}");
 }
