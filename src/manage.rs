@@ -436,6 +436,11 @@ pub fn check_gate_scope(urls: &[String], verbs: &[String]) -> Result<Vec<String>
         return Err(Error::Invalid("a gate token needs at least one URL".into()));
     }
     for url in urls {
+        if url.ends_with('*') && !url.ends_with("/*") {
+            return Err(Error::Invalid(format!(
+                "URL {url:?}: a prefix ends in '/*' ('/vm1*' would also open '/vm10')"
+            )));
+        }
         let path = url.strip_suffix('*').unwrap_or(url);
         match jwtgate_core::scope::normalize_path(path) {
             Ok(normal) if normal == path => {}
@@ -465,7 +470,7 @@ pub fn check_gate_scope(urls: &[String], verbs: &[String]) -> Result<Vec<String>
         }
     }
     if out.is_empty() {
-        out.push("get".to_owned());
+        out.extend(["get".to_owned(), "head".to_owned()]);
     }
     Ok(out)
 }
@@ -483,6 +488,15 @@ pub async fn create_gate_token(
     if !(1..=MAX_GATE_SECONDS).contains(&new.duration) {
         return Err(Error::Invalid(format!(
             "the duration must be between 1 second and {} days",
+            MAX_GATE_SECONDS / 86_400
+        )));
+    }
+    if new
+        .from
+        .is_some_and(|from| from > now.saturating_add(MAX_GATE_SECONDS))
+    {
+        return Err(Error::Invalid(format!(
+            "from is more than {} days away",
             MAX_GATE_SECONDS / 86_400
         )));
     }
@@ -545,8 +559,14 @@ pub async fn create_gate_token(
     }
 }
 
-/// Deletes a gate token resource and denylists its token.
-pub async fn delete_gate_token(model: &Model, name: &str, now: i64) -> Result<()> {
+/// Deletes a gate token resource and denylists its token; returns what was deleted. `check`
+/// may refuse (e.g. the caller does not own it) after the one read both steps act on.
+pub async fn delete_gate_token(
+    model: &Model,
+    name: &str,
+    now: i64,
+    check: impl FnOnce(&crate::model::GateToken) -> Result<()>,
+) -> Result<crate::model::GateToken> {
     check_name(Kind::GateToken, name).map_err(invalid)?;
     let Some(gate) = model
         .get::<crate::model::GateToken>(Kind::GateToken, name)
@@ -554,16 +574,20 @@ pub async fn delete_gate_token(model: &Model, name: &str, now: i64) -> Result<()
     else {
         return Err(Error::NotFound(format!("unknown gate token '{name}'")));
     };
-    // Revoked first: a crash in between leaves a dead token, never a live orphan.
-    revoke_jti(
-        model,
-        &gate.value.jti,
-        Some(gate.value.from + gate.value.duration),
-        now,
-    )
-    .await?;
-    match model.delete(Kind::GateToken, name).await {
-        Ok(()) | Err(StoreError::NotFound { .. }) => Ok(()),
+    check(&gate.value)?;
+    // Revoked first: a crash in between leaves a dead token, never a live orphan. The delete
+    // is of the revision read, so a resource re-created meanwhile is not removed unrevoked.
+    let exp = gate.value.from.saturating_add(gate.value.duration);
+    revoke_jti(model, &gate.value.jti, Some(exp), now).await?;
+    match model
+        .store()
+        .delete(Kind::GateToken, name, gate.revision)
+        .await
+    {
+        Ok(()) | Err(StoreError::NotFound { .. }) => Ok(gate.value),
+        Err(StoreError::Conflict { .. }) => Err(Error::Conflict(format!(
+            "gate token '{name}' was changed meanwhile; its old token is revoked, try again"
+        ))),
         Err(e) => Err(e.into()),
     }
 }
@@ -571,7 +595,7 @@ pub async fn delete_gate_token(model: &Model, name: &str, now: i64) -> Result<()
 /// What the API and `gatetoken get` show: the resource and its status (kube-gateway's
 /// `status`: the token, `nbf`, `exp`, and the phase at `now`).
 pub fn gate_token_view(gate: &crate::model::GateToken, now: i64) -> serde_json::Value {
-    let exp = gate.from + gate.duration;
+    let exp = gate.from.saturating_add(gate.duration);
     let phase = if now < gate.from {
         "Pending"
     } else if now < exp {

@@ -114,7 +114,9 @@ impl StoredKey {
     pub fn still_needed(&self, now: i64, leeway: i64) -> bool {
         self.retired.is_none()
             || self.signs_forever
-            || self.last_exp.is_some_and(|exp| exp + leeway > now)
+            || self
+                .last_exp
+                .is_some_and(|exp| exp.saturating_add(leeway) > now)
     }
 }
 

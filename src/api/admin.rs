@@ -156,12 +156,16 @@ fn require(state: &AppState, caller: &Accepted, permission: &str) -> Result<(), 
     if state.with_directory(|d| d.allows(&caller.roles, permission)) {
         Ok(())
     } else {
-        Err(err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "permission_denied",
-            format!("user '{}' lacks the permission '{permission}'", caller.user),
-        )))
+        Err(permission_denied(caller, permission))
     }
+}
+
+fn permission_denied(caller: &Accepted, permission: &str) -> Fail {
+    err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        "permission_denied",
+        format!("user '{}' lacks the permission '{permission}'", caller.user),
+    ))
 }
 
 /// The user a path names: `self` is the caller.
@@ -1193,10 +1197,24 @@ pub async fn delete_gate_token(
 ) -> Response {
     answer(
         async {
-            let gate = own_gate_token(&state, &headers, &name, perm::GATETOKEN_DELETE).await?;
-            manage::delete_gate_token(&state.model, &name, crate::cli::now())
-                .await
-                .map_err(err)?;
+            let caller = caller(&state, &headers)?;
+            let may_delete_any = state.with_directory(|d| d.allows(&caller.roles, perm::GATETOKEN_DELETE));
+            let gate = manage::delete_gate_token(&state.model, &name, crate::cli::now(), |gate| {
+                if gate.created_by == caller.user || may_delete_any {
+                    Ok(())
+                } else {
+                    Err(Error::Refused(String::new()))
+                }
+            })
+            .await;
+            let gate = match gate {
+                Ok(gate) => gate,
+                // Someone else's (or none), and no permission to delete others'.
+                Err(Error::Refused(_) | Error::NotFound(_)) if !may_delete_any => {
+                    return Err(permission_denied(&caller, perm::GATETOKEN_DELETE))
+                }
+                Err(e) => return Err(err(e)),
+            };
             state.apply_revocation(&gate.jti).await;
             tracing::info!(name, jti = short(&gate.jti), "gate token deleted");
             Ok(ok(json!({ "success": true, "message": format!("deleted gate token '{name}'; its token is revoked") })))

@@ -17,6 +17,10 @@ use crate::state::{Accepted, AppState, Scope};
 /// The session cookie `/login` will set.
 pub const SESSION_COOKIE: &str = "jwtgate_session";
 
+/// The cookie a signed link sets: a gate token, kept apart from the session so that a link
+/// never replaces (or logs anyone into) a session. Read after the session cookie.
+pub const GATE_COOKIE: &str = "jwtgate_gate";
+
 #[derive(Debug, Deserialize)]
 pub struct AuthQuery {
     permission: Option<String>,
@@ -93,10 +97,14 @@ pub async fn auth(
     response
 }
 
-/// A gate token at `/auth`: the proxied request's method and path must be in its scope. The
-/// path comes from `X-Original-URI` (nginx) or `X-Forwarded-Uri` (Traefik, Caddy), or from
-/// the check's own path (Envoy: `/auth/<path>`); the method from `X-Original-Method` or
-/// `X-Forwarded-Method`, or Envoy's own. Without them a gate token opens nothing.
+/// A gate token at `/auth`: the proxied request's method and path must be in its scope. They
+/// come from one source, as a pair: `X-Original-URI` + `X-Original-Method` (nginx, set as in
+/// docs/forward-auth.md), `X-Forwarded-Uri` + `X-Forwarded-Method` (Traefik, Caddy), or the
+/// check's own path and method (Envoy: `/auth/<path>`). Proxies overwrite their own pair but
+/// pass the client's other headers on, so a request showing two sources is refused, as is a
+/// pair with a half missing, empty or unreadable: a client must not choose what is checked.
+/// The path must be canonical (`strict_path`): the service behind the proxy parses the raw
+/// path itself, so jwtgate must not judge a resolved path that the service would not serve.
 fn check_scope(
     state: &AppState,
     scope: &Scope,
@@ -104,37 +112,72 @@ fn check_scope(
     uri: &Uri,
     headers: &HeaderMap,
 ) -> Result<(), Box<Response>> {
+    let forbidden = |code: &'static str, message: String| {
+        Box::new(ApiError::new(StatusCode::FORBIDDEN, code, message).into_response())
+    };
+    // Present: Some(text), with text None when it is empty or not readable.
     let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
+        let mut values = headers.get_all(name).iter();
+        let first = values.next()?;
+        let text = first
+            .to_str()
+            .ok()
             .map(str::trim)
-            .filter(|v| !v.is_empty())
+            .filter(|v| !v.is_empty() && values.next().is_none());
+        Some(text)
     };
     let envoy = uri
         .path()
         .strip_prefix(state.config.api_prefix.as_str())
         .and_then(|p| p.strip_prefix("/auth"))
         .filter(|p| p.len() > 1);
-    let target = header("x-original-uri")
-        .or_else(|| header("x-forwarded-uri"))
-        .or(envoy);
-    let verb = header("x-original-method")
-        .or_else(|| header("x-forwarded-method"))
-        .or_else(|| envoy.map(|_| method.as_str()));
-    let forbidden = |code: &'static str, message: String| {
-        Box::new(ApiError::new(StatusCode::FORBIDDEN, code, message).into_response())
-    };
-    let (Some(target), Some(verb)) = (target, verb) else {
+    let mut sources: Vec<(Option<&str>, Option<&str>)> = Vec::new();
+    for (path, verb) in [
+        ("x-original-uri", "x-original-method"),
+        ("x-forwarded-uri", "x-forwarded-method"),
+    ] {
+        match (header(path), header(verb)) {
+            (None, None) => {}
+            (path, verb) => sources.push((path.flatten(), verb.flatten())),
+        }
+    }
+    if let Some(path) = envoy {
+        sources.push((Some(path), Some(method.as_str())));
+    }
+    let (target, verb) =
+        match sources.as_slice() {
+            [] => return Err(forbidden(
+                "scope_unknown",
+                "a gate token opens only the paths it names: the proxy must send the request's \
+                 path and method (X-Original-URI and X-Original-Method, or X-Forwarded-Uri and \
+                 X-Forwarded-Method)"
+                    .to_owned(),
+            )),
+            [(Some(target), Some(verb))] => (*target, *verb),
+            [_] => {
+                return Err(forbidden(
+                    "scope_unknown",
+                    "the request's path and method must both be sent, readable and non-empty, by \
+                 the same proxy (X-Original-URI with X-Original-Method, or X-Forwarded-Uri with \
+                 X-Forwarded-Method)"
+                        .to_owned(),
+                ))
+            }
+            _ => return Err(forbidden(
+                "scope_ambiguous",
+                "the request names its path in more than one way (X-Original-*, X-Forwarded-*, \
+                 the check path); a client may have added one"
+                    .to_owned(),
+            )),
+        };
+    if target.contains('#') {
         return Err(forbidden(
-            "scope_unknown",
-            "a gate token opens only the paths it names: the proxy must send the request's path \
-             (X-Original-URI or X-Forwarded-Uri) and method (X-Original-Method or X-Forwarded-Method)"
-                .to_owned(),
+            "path_refused",
+            "the request path holds a '#'".to_owned(),
         ));
-    };
-    let raw_path = target.split(['?', '#']).next().unwrap_or_default();
-    let path = jwtgate_core::scope::normalize_path(raw_path)
+    }
+    let raw_path = target.split('?').next().unwrap_or_default();
+    let path = jwtgate_core::scope::strict_path(raw_path)
         .map_err(|e| forbidden("path_refused", format!("{e}")))?;
     if !jwtgate_core::scope::url_allowed(scope.urls.iter().map(String::as_str), &path) {
         return Err(forbidden(
@@ -223,15 +266,19 @@ pub(super) fn token_and_source(headers: &HeaderMap) -> Option<(&str, Source)> {
     {
         return Some((token, Source::XAuthToken));
     }
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
-        .map(|(_, token)| token)
-        .filter(|t| !t.is_empty())
+    let cookie = |wanted: &str| {
+        headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(name, _)| *name == wanted)
+            .map(|(_, token)| token)
+            .filter(|t| !t.is_empty())
+    };
+    cookie(SESSION_COOKIE)
+        .or_else(|| cookie(GATE_COOKIE))
         .map(|token| (token, Source::Cookie))
 }
 
@@ -255,8 +302,21 @@ pub(super) fn over_https(state: &AppState, headers: &HeaderMap, peer: std::net::
 
 /// The `Set-Cookie` value for the session cookie (`Secure` when the client came over HTTPS).
 pub(super) fn session_cookie(token: &str, max_age: i64, secure: bool) -> String {
+    cookie(SESSION_COOKIE, token, max_age, secure)
+}
+
+/// `Set-Cookie` for `name`; a `max_age` of `None` makes a browser-session cookie.
+pub(super) fn cookie(
+    name: &str,
+    token: &str,
+    max_age: impl Into<Option<i64>>,
+    secure: bool,
+) -> String {
     let secure = if secure { "; Secure" } else { "" };
-    format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}")
+    let max_age = max_age
+        .into()
+        .map_or_else(String::new, |age| format!("; Max-Age={age}"));
+    format!("{name}={token}; Path=/; HttpOnly; SameSite=Lax{max_age}{secure}")
 }
 
 /// A 401 with the RFC 6750 challenge; `invalid` adds `error="invalid_token"` and the reason.

@@ -12,7 +12,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::auth::{challenge, over_https, session_cookie};
+use super::auth::{challenge, cookie, over_https, GATE_COOKIE};
 use super::error::ApiError;
 use crate::state::AppState;
 
@@ -91,13 +91,25 @@ fn set(state: &AppState, headers: &HeaderMap, peer: SocketAddr, link: Link) -> R
         Ok(accepted) => accepted,
         Err(refusal) => return challenge(refusal.code(), &refusal.to_string(), true),
     };
+    // Links end up in histories and logs: only a gate token, which opens its paths and
+    // nothing else, may travel in one.
+    if accepted.scope.is_none() {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "not_a_gate_token",
+            "a signed link carries a gate token (jwtgate gatetoken create); session and API tokens never go into URLs",
+        )
+        .into_response();
+    }
     // The cookie lives as long as the token; a token without exp makes a browser-session
     // cookie.
-    let max_age = accepted.exp.map_or(0, |exp| (exp - now).max(0));
-    let mut cookie = session_cookie(token, max_age, over_https(state, headers, peer.ip()));
-    if accepted.exp.is_none() {
-        cookie = cookie.replace("; Max-Age=0", "");
-    }
+    let max_age = accepted.exp.map(|exp| (exp - now).max(0));
+    let cookie = cookie(
+        GATE_COOKIE,
+        token,
+        max_age,
+        over_https(state, headers, peer.ip()),
+    );
     let mut response = StatusCode::FOUND.into_response();
     let set = response.headers_mut();
     if let (Ok(cookie), Ok(location)) =
@@ -149,6 +161,18 @@ fn local_path(then: &str) -> Result<(), &'static str> {
     if then.starts_with("//") {
         return Err("'//' starts another host");
     }
+    // Dot segments and '//' further on can resolve to '//host' at the browser or a server
+    // that redirects (`/..//evil`, `/.//evil`).
+    let path = then.split(['?', '#']).next().unwrap_or_default();
+    if path.contains("//") {
+        return Err("'//' in the path");
+    }
+    if path
+        .split('/')
+        .any(|segment| segment == "." || segment == "..")
+    {
+        return Err("dot segments ('.', '..') in the path");
+    }
     if then.contains('\\') {
         return Err("backslashes are read as '/' by browsers");
     }
@@ -169,6 +193,7 @@ mod tests {
             "/noVNC/vnc_lite.html?path=k8s/apis/x/vnc",
             "/a#frag",
             "/a:b",
+            "/a?next=//x",
         ] {
             assert_eq!(local_path(ok), Ok(()), "{ok}");
         }
@@ -183,6 +208,10 @@ mod tests {
             "/\n/evil.example",
             "/ /evil",
             "data:text/html,x",
+            "/..//evil.example",
+            "/.//evil.example",
+            "/a//evil.example",
+            "/a/../b",
         ] {
             assert!(local_path(bad).is_err(), "{bad:?}");
         }

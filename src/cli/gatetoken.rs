@@ -32,11 +32,12 @@ pub enum GateTokenCommand {
 #[derive(Debug, Args)]
 pub struct CreateArgs {
     name: String,
-    /// A path it opens (normal form, e.g. /k8s/vm1/vnc); ending in `*` opens everything
+    /// A path it opens (normal form, e.g. /k8s/vm1/vnc); ending in `/*` opens everything
     /// below (/k8s/vm1/*). Repeatable.
     #[arg(long = "url", value_name = "PATH", required = true)]
     urls: Vec<String>,
-    /// An HTTP method it allows (any case; a websocket is a GET). Repeatable; default: get.
+    /// An HTTP method it allows (any case; a websocket is a GET). Repeatable; default: get
+    /// and head.
     #[arg(long = "verb", value_name = "METHOD")]
     verbs: Vec<String>,
     /// When it starts: now, seconds since the epoch, or an RFC 3339 time.
@@ -108,7 +109,7 @@ pub fn run(cmd: GateTokenCommand, data: &DataDir) -> Result<ExitCode> {
                         "{:<24} {:<8} {:<12} {}",
                         gate.name,
                         view["status"]["phase"].as_str().unwrap_or_default(),
-                        gate.from + gate.duration,
+                        gate.from.saturating_add(gate.duration),
                         gate.urls.join(" ")
                     );
                 }
@@ -123,7 +124,7 @@ pub fn run(cmd: GateTokenCommand, data: &DataDir) -> Result<ExitCode> {
                 Ok(ExitCode::SUCCESS)
             }
             GateTokenCommand::Del { name } => {
-                manage::delete_gate_token(&model, &name, now).await?;
+                manage::delete_gate_token(&model, &name, now, |_| Ok(())).await?;
                 println!("deleted gate token '{name}'; its token is revoked");
                 Ok(ExitCode::SUCCESS)
             }

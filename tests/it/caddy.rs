@@ -200,3 +200,44 @@ fn caddy_doc_shows_the_caddyfile_the_test_runs() {
         "docs/forward-auth.md must show the Caddyfile of tests/it/caddy.rs verbatim"
     );
 }
+
+#[test]
+fn through_caddy_a_gate_token_is_judged_on_the_real_path_whatever_the_client_adds() {
+    let cli = Cli::new();
+    cli.run(&["user", "add", "root:admin:pw"]).ok();
+    let gate = cli
+        .run(&[
+            "gatetoken",
+            "create",
+            "vm1",
+            "--url",
+            "/vm1/*",
+            "--user",
+            "root",
+        ])
+        .ok();
+    let jwtgate = cli.serve(&[]);
+    let caddy = start_caddy(cli.dir.path(), &jwtgate.addr, echo_upstream());
+    let bearer = format!("Bearer {}", gate.trim());
+    // Caddy sends X-Forwarded-Uri and X-Forwarded-Method itself.
+    let r = through(&caddy, "/vm1/vnc", &[("Authorization", bearer.as_str())]);
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (200, "upstream saw GET /vm1/vnc user=root roles=")
+    );
+    assert_eq!(
+        through(&caddy, "/vm2/vnc", &[("Authorization", bearer.as_str())]).status,
+        403
+    );
+    // A client naming an allowed path in nginx's headers does not get another path through.
+    let r = through(
+        &caddy,
+        "/vm2/vnc",
+        &[
+            ("Authorization", bearer.as_str()),
+            ("X-Original-URI", "/vm1/vnc"),
+            ("X-Original-Method", "GET"),
+        ],
+    );
+    assert_eq!(r.status, 403, "{r:?}");
+}

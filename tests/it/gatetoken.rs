@@ -76,7 +76,12 @@ fn a_gate_token_opens_its_path_and_nothing_else() {
     let other = VNC.replace("vm1", "vm2");
     for (path, method, want) in [
         (other.as_str(), "GET", "path_not_allowed"),
-        (&format!("{VNC}/../../vm2/vnc"), "GET", "path_not_allowed"),
+        (&format!("{VNC}/../../vm2/vnc"), "GET", "path_refused"),
+        (&format!("/x/..{VNC}"), "GET", "path_refused"),
+        (&format!("/vm2/..;{VNC}"), "GET", "path_refused"),
+        (&format!("{VNC};x=1"), "GET", "path_refused"),
+        (&format!("/{VNC}"), "GET", "path_refused"),
+        (&format!("{VNC}#/../../vm2"), "GET", "path_refused"),
         (&format!("{VNC}/"), "GET", "path_not_allowed"),
         (&VNC.replace("/vnc", "%2fvnc"), "GET", "path_refused"),
         (VNC, "POST", "method_not_allowed"),
@@ -85,15 +90,52 @@ fn a_gate_token_opens_its_path_and_nothing_else() {
         let r = auth(&server, &token, path, method);
         assert_eq!(outcome(&r), (403, json!(want)), "{method} {path}");
     }
-    // Dot segments that land on the path are the path.
-    assert_eq!(
-        auth(&server, &token, &format!("/x/..{VNC}"), "GET").status,
-        200
-    );
     // Without the request's path and method, a gate token opens nothing.
     let bearer = format!("Bearer {token}");
     let r = server.request("GET", "/auth", &[("Authorization", bearer.as_str())], "");
     assert_eq!(outcome(&r), (403, json!("scope_unknown")));
+    // The path and method come as one pair from one proxy: a client that adds the other
+    // proxy's headers, half a pair, or an empty one is refused.
+    for extra in [
+        vec![
+            ("X-Original-URI", VNC),
+            ("X-Original-Method", "GET"),
+            ("X-Forwarded-Uri", VNC),
+            ("X-Forwarded-Method", "GET"),
+        ],
+        vec![("X-Original-URI", VNC), ("X-Forwarded-Method", "GET")],
+        vec![("X-Original-URI", VNC)],
+        vec![("X-Original-URI", ""), ("X-Original-Method", "GET")],
+        vec![
+            ("X-Original-URI", VNC),
+            ("X-Original-URI", VNC),
+            ("X-Original-Method", "GET"),
+        ],
+    ] {
+        let mut headers = vec![("Authorization", bearer.as_str())];
+        headers.extend(extra.iter().copied());
+        let r = server.request("GET", "/auth", &headers, "");
+        assert_eq!(r.status, 403, "{extra:?}: {r:?}");
+        assert!(
+            r.json()["error"].as_str().unwrap().starts_with("scope_"),
+            "{extra:?}: {r:?}"
+        );
+    }
+    let r = server.request(
+        "GET",
+        &format!("/auth{VNC}"),
+        &[
+            ("Authorization", bearer.as_str()),
+            ("X-Forwarded-Uri", VNC),
+            ("X-Forwarded-Method", "GET"),
+        ],
+        "",
+    );
+    assert_eq!(
+        outcome(&r),
+        (403, json!("scope_ambiguous")),
+        "Envoy's path and a header"
+    );
     // Envoy's form: the path after /auth, the request's own method.
     let r = server.request(
         "GET",
@@ -153,7 +195,11 @@ fn a_gate_token_opens_its_path_and_nothing_else() {
         "/auth/jwt/set?token=%22{token}%22&then=/noVNC/vnc_lite.html?path=k8s{VNC}"
     ));
     assert_eq!(r.status, 302, "{r:?}");
-    let cookie = format!("jwtgate_session={token}");
+    assert!(
+        r.header("set-cookie").unwrap().starts_with("jwtgate_gate="),
+        "{r:?}"
+    );
+    let cookie = format!("jwtgate_gate={token}");
     let r = server.request(
         "GET",
         "/auth",
@@ -171,7 +217,7 @@ fn a_gate_token_opens_its_path_and_nothing_else() {
         serde_json::from_str(&cli.run(&["gatetoken", "get", "vm1-vnc"]).ok()).unwrap();
     assert_eq!(view["status"]["phase"], "Ready");
     assert_eq!(view["status"]["token"], token.as_str());
-    assert_eq!(view["verbs"], json!(["get"]));
+    assert_eq!(view["verbs"], json!(["get", "head"]));
     cli.run(&["gatetoken", "del", "vm1-vnc"]).ok();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
@@ -277,6 +323,14 @@ fn gate_tokens_through_the_api_follow_the_resource_and_its_permissions() {
         (
             json!({"name": "../x", "urls": ["/a"]}),
             "invalid gate token name",
+        ),
+        (
+            json!({"name": "x", "urls": ["/vm1*"]}),
+            "a prefix ends in '/*'",
+        ),
+        (
+            json!({"name": "x", "urls": ["/a"], "from": now() + 400 * 86_400}),
+            "more than 366 days away",
         ),
     ] {
         let r = call(&ops, "POST", "/gatetokens", &body.to_string());

@@ -1,6 +1,9 @@
-//! Signed links (`/auth/jwt/set?token=…&then=…`, kube-gateway's flow): the token becomes the
-//! session cookie and the browser goes on to a path of this site; quotes around the token (as
-//! `jq` prints it) are dropped; every way to send the browser elsewhere is refused.
+//! Signed links (`/auth/jwt/set?token=…&then=…`, kube-gateway's flow): a gate token becomes
+//! the gate cookie and the browser goes on to a path of this site; quotes around the token (as
+//! `jq` prints it) are dropped; every way to send the browser elsewhere is refused, and session
+//! tokens never travel in links.
+
+use std::time::{Duration, Instant};
 
 use crate::harness::{Cli, Server};
 
@@ -8,7 +11,15 @@ fn setup() -> (Cli, Server, String) {
     let cli = Cli::new();
     cli.run(&["user", "add", "ann:user:pw"]).ok();
     let token = cli
-        .run(&["token", "issue", "ann", "--ttl", "1h"])
+        .run(&[
+            "gatetoken",
+            "create",
+            "vm1",
+            "--url",
+            "/k8s/vm1/*",
+            "--user",
+            "ann",
+        ])
         .ok()
         .trim()
         .to_owned();
@@ -24,7 +35,7 @@ fn setup() -> (Cli, Server, String) {
 }
 
 #[test]
-fn a_signed_link_sets_the_session_cookie_and_redirects_to_a_local_path() {
+fn a_signed_link_sets_the_gate_cookie_and_redirects_to_a_local_path() {
     let (_cli, server, token) = setup();
     let then = "/noVNC/vnc_lite.html?path=k8s/apis/subresources.kubevirt.io/v1/namespaces/ns/virtualmachineinstances/vm1/vnc";
     // As a browser sends the seed's link: jq's quotes percent-encoded.
@@ -35,22 +46,31 @@ fn a_signed_link_sets_the_session_cookie_and_redirects_to_a_local_path() {
     assert_eq!(r.header("referrer-policy"), Some("no-referrer"));
     assert_eq!(r.header("cache-control"), Some("no-store"));
     let cookie = r.header("set-cookie").unwrap();
-    assert!(
-        cookie.starts_with(&format!(
-            "jwtgate_session={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age="
-        )),
-        "{cookie}"
-    );
+    let want = format!("jwtgate_gate={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age=");
+    assert!(cookie.starts_with(&want), "{cookie}");
     let max_age: i64 = cookie.rsplit("Max-Age=").next().unwrap().parse().unwrap();
     assert!((3590..=3600).contains(&max_age), "{cookie}");
     assert!(
         !cookie.contains("Secure"),
         "plain HTTP from a direct client: {cookie}"
     );
-    // The cookie is a session: /auth accepts it.
-    let session = format!("jwtgate_session={token}");
-    let r = server.request("GET", "/auth", &[("Cookie", session.as_str())], "");
-    assert_eq!((r.status, r.header("x-auth-user")), (200, Some("ann")));
+    // /auth takes the cookie for the token's paths.
+    let gate = format!("jwtgate_gate={token}");
+    let r = server.request(
+        "GET",
+        "/auth",
+        &[
+            ("Cookie", gate.as_str()),
+            ("X-Original-URI", "/k8s/vm1/vnc"),
+            ("X-Original-Method", "GET"),
+        ],
+        "",
+    );
+    assert_eq!(
+        (r.status, r.header("x-auth-user")),
+        (200, Some("ann")),
+        "{r:?}"
+    );
 
     // Behind a trusted proxy that says the client came over HTTPS, the cookie is Secure.
     let r = server.request("GET", &link, &[("X-Forwarded-Proto", "https")], "");
@@ -68,15 +88,18 @@ fn a_signed_link_sets_the_session_cookie_and_redirects_to_a_local_path() {
     );
     assert_eq!((r.status, r.header("location")), (302, Some("/")), "{r:?}");
 
-    // The log never holds the link's query (the token).
+    // The log never holds the link's query (the token) or any part of the signature.
     let (_, log) = server.stop();
-    assert!(!log.contains(&token[token.len() - 20..]), "{log}");
+    let signature = token.rsplit('.').next().unwrap();
+    for part in [token.as_str(), signature, &signature[..16]] {
+        assert!(!log.contains(part), "{part}: {log}");
+    }
     assert!(log.contains("signed link used user=\"ann\""), "{log}");
 }
 
 #[test]
-fn open_redirects_and_bad_tokens_are_refused_without_a_cookie() {
-    let (_cli, server, token) = setup();
+fn open_redirects_bad_tokens_and_session_tokens_are_refused_without_a_cookie() {
+    let (cli, server, token) = setup();
     for then in [
         "https://evil.example/",
         "//evil.example/",
@@ -86,6 +109,8 @@ fn open_redirects_and_bad_tokens_are_refused_without_a_cookie() {
         "evil.example",
         "/%09/evil.example",
         "/%0A/evil.example",
+        "/..//evil.example",
+        "/.//evil.example",
     ] {
         let r = server.get(&format!("/auth/jwt/set?token={token}&then={then}"));
         assert_eq!(
@@ -111,18 +136,28 @@ fn open_redirects_and_bad_tokens_are_refused_without_a_cookie() {
         assert_eq!(r.json()["error"], code, "{query}");
         assert_eq!(r.header("set-cookie"), None, "{query}");
     }
-    // A revoked token opens nothing either.
-    let cli_token = token.clone();
-    let r = server.request(
-        "POST",
-        "/logout",
-        &[("Authorization", &format!("Bearer {cli_token}"))],
-        "",
-    );
-    assert_eq!(r.status, 200);
-    let r = server.get(&format!("/auth/jwt/set?token={token}&then=/"));
+    // A session or API token never travels in a link.
+    let session = cli.run(&["token", "issue", "ann"]).ok();
+    let r = server.get(&format!("/auth/jwt/set?token={}&then=/", session.trim()));
     assert_eq!(
         (r.status, r.json()["error"].as_str()),
-        (401, Some("token_revoked"))
+        (403, Some("not_a_gate_token"))
     );
+    assert_eq!(r.header("set-cookie"), None);
+    // A deleted gate token opens nothing either.
+    cli.run(&["gatetoken", "del", "vm1"]).ok();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = server.get(&format!("/auth/jwt/set?token={token}&then=/"));
+        if r.status == 401 {
+            assert_eq!(r.json()["error"], "token_revoked");
+            assert_eq!(r.header("set-cookie"), None);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the deletion never arrived: {r:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

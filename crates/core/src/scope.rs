@@ -25,6 +25,9 @@ pub enum PathError {
     AboveRoot,
     /// A raw backslash, which some servers treat as `/`.
     Backslash,
+    /// Not in canonical form (`strict_path`): dot segments, `//`, `;`, whitespace, control or
+    /// non-ASCII characters, which a server behind the proxy may read differently.
+    NotCanonical(&'static str),
 }
 
 impl fmt::Display for PathError {
@@ -40,6 +43,7 @@ impl fmt::Display for PathError {
             PathError::NotUtf8 => "the decoded path is not UTF-8",
             PathError::AboveRoot => "the path climbs above the root with '..'",
             PathError::Backslash => "the path has a backslash",
+            PathError::NotCanonical(what) => return write!(f, "the path is not canonical: {what}"),
         })
     }
 }
@@ -78,6 +82,33 @@ pub fn normalize_path(raw: &str) -> Result<String, PathError> {
         out.push('/');
     }
     Ok(out)
+}
+
+/// A path that must already be canonical, for checks on a request that goes on unchanged (as
+/// in forward-auth, where the service behind the proxy parses the raw path itself): decoded
+/// once like `normalize_path`, but refused, never resolved, if it holds anything a server could
+/// read another way: dot segments (raw or encoded), empty segments (`//`), `;` (path
+/// parameters: `/a/..;/b`), whitespace, control or non-ASCII characters. Browsers never send
+/// such paths; a check that resolves them would judge a path the service does not serve.
+pub fn strict_path(raw: &str) -> Result<String, PathError> {
+    let normal = normalize_path(raw)?;
+    let decoded =
+        String::from_utf8(percent_decode(raw.as_bytes())?).map_err(|_| PathError::NotUtf8)?;
+    if decoded.contains(';') {
+        return Err(PathError::NotCanonical("';' (path parameters)"));
+    }
+    if decoded
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || !c.is_ascii())
+    {
+        return Err(PathError::NotCanonical(
+            "whitespace, control or non-ASCII characters",
+        ));
+    }
+    if decoded != normal {
+        return Err(PathError::NotCanonical("dot segments or '//'"));
+    }
+    Ok(normal)
 }
 
 fn percent_decode(raw: &[u8]) -> Result<Vec<u8>, PathError> {
@@ -178,6 +209,38 @@ mod tests {
         ] {
             assert_eq!(normalize_path(raw), Err(want), "{raw}");
         }
+    }
+
+    #[test]
+    fn strict_paths_refuse_what_normalising_would_change() {
+        assert_eq!(strict_path("/k8s/vm1/vnc").as_deref(), Ok("/k8s/vm1/vnc"));
+        assert_eq!(strict_path("/k8s/vm1/").as_deref(), Ok("/k8s/vm1/"));
+        assert_eq!(
+            strict_path("/k8s/a%20b"),
+            Err(PathError::NotCanonical(
+                "whitespace, control or non-ASCII characters"
+            ))
+        );
+        assert_eq!(strict_path("/k8s/%7Euser").as_deref(), Ok("/k8s/~user"));
+        for raw in [
+            "/k8s/a/../b",
+            "/k8s/./b",
+            "//k8s/b",
+            "/k8s//b",
+            "/k8s/%2e%2e/b",
+            "/k8s/%2e/b",
+            "/vm1/..;/vm2/x",
+            "/vm1/%3b/x",
+            "/vm1/x;a=b",
+            "/vm1/\u{ff0e}\u{ff0e}/vm2",
+            "/vm1/%ef%bc%8e%ef%bc%8e/vm2",
+            "/vm1/a%09b",
+            "/vm1/a%0ab",
+        ] {
+            assert!(strict_path(raw).is_err(), "{raw}");
+        }
+        // What normalize_path refuses, strict_path refuses too.
+        assert_eq!(strict_path("/k8s/a%2fb"), Err(PathError::EncodedSeparator));
     }
 
     #[test]
