@@ -16,6 +16,11 @@ pub struct RawConfig {
     pub server: RawServer,
     #[serde(default)]
     pub login: RawLogin,
+    /// The gateway's `[[provider]]` and `[[route]]` tables (docs/gateway.md).
+    #[serde(default)]
+    pub provider: Vec<crate::gateway::config::RawProvider>,
+    #[serde(default)]
+    pub route: Vec<crate::gateway::config::RawRoute>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -74,6 +79,26 @@ pub struct Config {
     pub verdict_cache: bool,
     pub trusted_proxies: Vec<Network>,
     pub login: Login,
+    pub gateway: crate::gateway::config::Gateway,
+}
+
+/// A mistake in a `[[route]]` or `[[provider]]` table, prefixed with the file and the line of
+/// that table's header.
+fn place(e: anyhow::Error, text: &str, file: &str) -> anyhow::Error {
+    let Some(table) = e.downcast_ref::<crate::gateway::config::TableError>() else {
+        return e;
+    };
+    let header = format!("[[{}]]", table.table);
+    let line = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.trim_start().starts_with(&header))
+        .nth(table.number - 1)
+        .map(|(i, _)| i + 1);
+    match line {
+        Some(line) => anyhow::anyhow!("{file}:{line}: {e}"),
+        None => anyhow::anyhow!("{file}: {e}"),
+    }
 }
 
 /// An IP network: an address and how many leading bits of it count.
@@ -224,7 +249,7 @@ impl Config {
             }
         }
         if overrides.is_empty() {
-            return Config::from_raw(raw, listen);
+            return Config::from_raw(raw, listen).map_err(|e| place(e, &text, &name));
         }
         let mut table: toml::Table = toml::from_str(&text)?;
         for (var, section_name, key, value) in &overrides {
@@ -328,6 +353,7 @@ impl Config {
             .iter()
             .map(|t| Network::parse(t))
             .collect::<Result<Vec<_>>>()?;
+        let gateway = crate::gateway::config::Gateway::check(raw.provider, raw.route)?;
         let audiences = raw.login.audiences.unwrap_or_default();
         if audiences.iter().any(|a| a.trim().is_empty()) {
             bail!("login.audiences must not contain an empty audience");
@@ -341,6 +367,7 @@ impl Config {
             leeway,
             verdict_cache,
             trusted_proxies,
+            gateway,
             login: Login {
                 default_expire_seconds,
                 max_expire_seconds,
@@ -516,6 +543,23 @@ mod tests {
             format!("{err:#}").contains("the prefix must be 0 to 32"),
             "{err:#}"
         );
+    }
+
+    #[test]
+    fn a_gateway_mistake_names_the_file_and_the_tables_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gateway.toml");
+        std::fs::write(
+            &path,
+            "[server]\nlisten = \"127.0.0.1:1\"\n\n[[route]]\nprefix = \"/a\"\nstatic_dir = \"/srv\"\n\n[[route]]\nprefix = \"/b\"\nupstream = \"http://x\"\nproviders = [\"nope\"]\n",
+        )
+        .unwrap();
+        let err = Config::load_with_env(Some(&path), None, []).unwrap_err();
+        let want = format!(
+            "{}:8: [[route]] 2 (prefix \"/b\"): unknown provider \"nope\" (providers: self)",
+            path.display()
+        );
+        assert_eq!(format!("{err:#}"), want);
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod api;
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod gateway;
 pub mod init;
 pub mod issuer;
 pub mod manage;

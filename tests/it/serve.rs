@@ -502,3 +502,26 @@ fn readyz_answers_503_while_the_store_cannot_be_read() {
     std::fs::rename(&moved, &data).unwrap();
     assert_eq!(server.get("/readyz").status, 200);
 }
+
+#[test]
+fn a_gateway_config_mistake_stops_serve_with_the_file_and_line() {
+    let cli = Cli::new();
+    let config = cli.write(
+        "gateway.toml",
+        "[[route]]\nprefix = \"/a\"\nstatic_dir = \"/srv\"\n\n[[route]]\nprefix = \"/a/\"\nupstream = \"http://127.0.0.1:9\"\n",
+    );
+    let r = cli.run(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 2, "{r:?}");
+    let want = format!(
+        "{}:5: [[route]] 2 (prefix \"/a/\"): another route has the same prefix",
+        config.display()
+    );
+    assert!(r.stderr.contains(&want), "{}", r.stderr);
+    assert!(!cli.path("jwtgate-data").exists(), "nothing written");
+}
