@@ -9,6 +9,7 @@ mod cli;
 mod gatetoken;
 mod harness;
 mod interop;
+mod jwks;
 mod link;
 mod login;
 mod nginx;
