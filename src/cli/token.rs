@@ -112,7 +112,7 @@ pub struct VerifyArgs {
     /// Key file (PEM, JWK, JWKS, env form, or an HMAC secret with --alg HS*). Repeatable.
     #[arg(long, value_name = "FILE")]
     key: Vec<PathBuf>,
-    /// JWKS file. Repeatable.
+    /// JWKS file, or an http(s) URL to fetch it from. Repeatable.
     #[arg(long, value_name = "FILE")]
     jwks: Vec<PathBuf>,
     /// Algorithm for keys that do not say (RSA PEM, JWKs without "alg", HMAC secret files).
@@ -385,6 +385,32 @@ fn read_token(arg: &str) -> Result<String> {
     Ok(s.trim().to_owned())
 }
 
+/// The keys of a JWKS served at `url` (10 s at most), like a JWKS file: keys that cannot be
+/// used are named on stderr and skipped.
+fn fetch_keys(url: &str, alg: Option<Algorithm>) -> Result<Vec<Key>> {
+    let uri: hyper::Uri = url
+        .parse()
+        .map_err(|e| usage(format!("--jwks {url}: not a URL: {e}")))?;
+    let jwks = block_on(async {
+        let client = crate::gateway::jwks::client().map_err(|e| anyhow::anyhow!("{e}"))?;
+        tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            crate::gateway::jwks::fetch_jwks(&client, &uri),
+        )
+        .await
+        .map_err(|_| anyhow::anyhow!("--jwks {url}: no answer within 10 s"))?
+        .map_err(|e| anyhow::anyhow!("--jwks {url}: {e}"))
+    })??;
+    let (keys, skipped) = jwks.to_keys(alg);
+    for why in skipped {
+        eprintln!("warning: {url}: skipped a key: {why}");
+    }
+    if keys.is_empty() {
+        bail!("--jwks {url}: no usable key");
+    }
+    Ok(keys)
+}
+
 /// Prints the decoded header and claims, when the token has that much structure.
 fn print_token(token: &str) {
     if let Ok((header, payload)) = inspect(token) {
@@ -395,23 +421,27 @@ fn print_token(token: &str) {
 
 fn verify_cmd(args: VerifyArgs) -> Result<ExitCode> {
     let token = read_token(&args.token)?;
-    if let Some(url) = args.jwks.iter().find(|p| {
+    let is_url = |p: &PathBuf| {
         let s = p.to_string_lossy();
         s.starts_with("http://") || s.starts_with("https://")
-    }) {
-        return Err(usage(format!(
-            "--jwks {}: fetching a JWKS over HTTP is not supported yet; save it first (curl -o jwks.json URL)",
-            url.display()
-        )));
-    }
+    };
     let opts = KeyFileOptions {
         alg: args.alg,
         kid: None,
         secret_base64: args.secret_base64,
     };
     let mut keys = KeySet::default();
-    for path in args.key.iter().chain(&args.jwks) {
+    for path in args
+        .key
+        .iter()
+        .chain(args.jwks.iter().filter(|p| !is_url(p)))
+    {
         for key in load_key_file(path, &opts)? {
+            keys.insert(key)?;
+        }
+    }
+    for url in args.jwks.iter().filter(|p| is_url(p)) {
+        for key in fetch_keys(&url.to_string_lossy(), args.alg)? {
             keys.insert(key)?;
         }
     }

@@ -26,7 +26,7 @@ pub const COOLDOWN: Duration = Duration::from_secs(10);
 /// Unknown kids remembered at most (a flood of random kids must not grow memory).
 const UNKNOWN_KIDS: usize = 1024;
 
-type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>;
+pub type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>;
 
 /// Why no keys can be given.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -72,14 +72,7 @@ impl RemoteKeys {
         max_stale: Duration,
     ) -> Result<RemoteKeys, String> {
         let url: hyper::Uri = url.parse().map_err(|e| format!("{url:?}: {e}"))?;
-        let provider = Arc::new(tokio_rustls::rustls::crypto::aws_lc_rs::default_provider());
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_webpki_roots(provider)
-            .map_err(|e| format!("TLS: {e}"))?
-            .https_or_http()
-            .enable_http1()
-            .build();
-        let client = Client::builder(TokioExecutor::new()).build(https);
+        let client = client()?;
         Ok(RemoteKeys {
             url,
             client,
@@ -220,25 +213,7 @@ impl RemoteKeys {
     }
 
     async fn fetch(&self) -> Result<KeySet, String> {
-        let request = hyper::Request::get(self.url.clone())
-            .header(hyper::header::ACCEPT, "application/json")
-            .body(Empty::<Bytes>::new())
-            .map_err(|e| e.to_string())?;
-        let response = self
-            .client
-            .request(request)
-            .await
-            .map_err(|e| format!("{e}"))?;
-        if !response.status().is_success() {
-            return Err(format!("the JWKS server answered {}", response.status()));
-        }
-        let body = Limited::new(response.into_body(), MAX_JWKS_BYTES)
-            .collect()
-            .await
-            .map_err(|e| format!("reading the JWKS: {e}"))?
-            .to_bytes();
-        let text = std::str::from_utf8(&body).map_err(|_| "the JWKS is not UTF-8".to_owned())?;
-        let jwks = Jwks::parse(text).map_err(|e| format!("the JWKS: {e}"))?;
+        let jwks = fetch_jwks(&self.client, &self.url).await?;
         let (keys, skipped) = jwks.to_keys(None);
         for why in &skipped {
             tracing::debug!(url = %self.url, reason = %why, "JWKS key skipped");
@@ -248,6 +223,38 @@ impl RemoteKeys {
         }
         KeySet::new(keys).map_err(|e| format!("the JWKS: {e}"))
     }
+}
+
+/// An HTTP(S) client for JWKS servers: rustls with the aws-lc-rs provider and the webpki
+/// roots, HTTP/1.1, pooled connections.
+pub fn client() -> Result<HttpsClient, String> {
+    let provider = Arc::new(tokio_rustls::rustls::crypto::aws_lc_rs::default_provider());
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_provider_and_webpki_roots(provider)
+        .map_err(|e| format!("TLS: {e}"))?
+        .https_or_http()
+        .enable_http1()
+        .build();
+    Ok(Client::builder(TokioExecutor::new()).build(https))
+}
+
+/// GETs and parses a JWKS (a 2xx answer of at most 1 MiB).
+pub async fn fetch_jwks(client: &HttpsClient, url: &hyper::Uri) -> Result<Jwks, String> {
+    let request = hyper::Request::get(url.clone())
+        .header(hyper::header::ACCEPT, "application/json")
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| e.to_string())?;
+    let response = client.request(request).await.map_err(|e| format!("{e}"))?;
+    if !response.status().is_success() {
+        return Err(format!("the JWKS server answered {}", response.status()));
+    }
+    let body = Limited::new(response.into_body(), MAX_JWKS_BYTES)
+        .collect()
+        .await
+        .map_err(|e| format!("reading the JWKS: {e}"))?
+        .to_bytes();
+    let text = std::str::from_utf8(&body).map_err(|_| "the JWKS is not UTF-8".to_owned())?;
+    Jwks::parse(text).map_err(|e| format!("the JWKS: {e}"))
 }
 
 fn remember_unknown(state: &mut State, kid: &str, now: Instant, cooldown: Duration) {

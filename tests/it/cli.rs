@@ -270,8 +270,8 @@ fn usage_errors_exit_2_with_one_line() {
             "--alg and --secret-base64 apply to --key files",
         ),
         (
-            &["token", "verify", "x.y.z", "--jwks", "https://idp/jwks"],
-            "not supported yet",
+            &["token", "verify", "x.y.z", "--jwks", "https://[idp/jwks"],
+            "--jwks https://[idp/jwks: not a URL",
         ),
     ];
     for (args, want) in cases {

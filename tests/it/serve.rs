@@ -525,3 +525,33 @@ fn a_gateway_config_mistake_stops_serve_with_the_file_and_line() {
     assert!(r.stderr.contains(&want), "{}", r.stderr);
     assert!(!cli.path("jwtgate-data").exists(), "nothing written");
 }
+
+#[test]
+fn token_verify_fetches_a_jwks_over_http() {
+    let cli = Cli::new();
+    cli.run(&["user", "add", "bot:api:pw"]).ok();
+    let token = cli.run(&["token", "issue", "bot"]).ok();
+    let server = cli.serve(&[]);
+    // Another directory: only the URL connects the two.
+    let other = Cli::new();
+    let url = format!("http://{}/.well-known/jwks.json", server.addr);
+    let r = other.run(&[
+        "token",
+        "verify",
+        token.trim(),
+        "--jwks",
+        &url,
+        "--iss",
+        "jwtgate",
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.trim_end().ends_with("valid"), "{}", r.stdout);
+    drop(server);
+    let r = other.run(&["token", "verify", token.trim(), "--jwks", &url]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.starts_with(&format!("error: --jwks {url}: ")),
+        "{}",
+        r.stderr
+    );
+}
