@@ -234,7 +234,21 @@ fn check_provider(raw: &RawProvider) -> Result<Provider, String> {
     }
     let keys = match (&raw.jwks_url, &raw.jwks_file, &raw.jwks) {
         (Some(url), None, None) => {
-            check_url(url, "jwks_url")?;
+            let (https, authority, _) = check_url(url, "jwks_url")?;
+            let host = authority
+                .rsplit_once(':')
+                .map_or(authority.as_str(), |(h, _)| h);
+            let loopback = host == "localhost"
+                || host
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback());
+            if !https && !loopback {
+                return Err(format!(
+                    "jwks_url {url:?}: keys fetched over plain http could be swapped on the way; use https (http only to a loopback address)"
+                ));
+            }
             KeySource::Url(url.clone())
         }
         (None, Some(file), None) => KeySource::File(file.clone()),
@@ -263,8 +277,27 @@ fn check_provider(raw: &RawProvider) -> Result<Provider, String> {
         }
     }
     let timeout = duration(raw.timeout.as_deref(), Duration::from_secs(2), "timeout")?;
-    if timeout.is_zero() || timeout > Duration::from_secs(60) {
-        return Err("timeout must be between 1ms and 60s".into());
+    if timeout.is_zero() || timeout > Duration::from_secs(5) {
+        return Err("timeout must be between 1ms and 5s (a JWKS is small; waiting longer only holds requests)".into());
+    }
+    let cache_duration = duration(
+        raw.cache_duration.as_deref(),
+        Duration::from_secs(600),
+        "cache_duration",
+    )?;
+    if cache_duration < Duration::from_secs(1) {
+        return Err("cache_duration must be at least 1s".into());
+    }
+    let max_stale = duration(
+        raw.max_stale.as_deref(),
+        Duration::from_secs(3600),
+        "max_stale",
+    )?;
+    if max_stale > Duration::from_secs(7 * 86_400) {
+        return Err("max_stale must be at most 7 days (past it, keys a JWKS server no longer vouches for must stop working)".into());
+    }
+    if raw.issuer.as_deref().is_some_and(|i| i.trim().is_empty()) {
+        return Err("issuer must not be empty (leave it out to not check it)".into());
     }
     let from = match &raw.from {
         None => vec![TokenSource::Header {
@@ -277,12 +310,21 @@ fn check_provider(raw: &RawProvider) -> Result<Provider, String> {
             .map(|s| token_source(s))
             .collect::<Result<_, _>>()?,
     };
-    let mut claims_to_headers = Vec::new();
+    let mut claims_to_headers: Vec<(String, String)> = Vec::new();
     for (header, claim) in raw.claims_to_headers.iter().flatten() {
         if axum::http::HeaderName::from_bytes(header.as_bytes()).is_err() {
             return Err(format!(
                 "claims_to_headers: {header:?} is not a header name"
             ));
+        }
+        let lower = header.to_ascii_lowercase();
+        if RESERVED_HEADERS.contains(&lower.as_str()) || lower.starts_with("x-auth-") {
+            return Err(format!(
+                "claims_to_headers: {header:?} is a header the gateway or HTTP itself sets"
+            ));
+        }
+        if claims_to_headers.iter().any(|(h, _)| *h == lower) {
+            return Err(format!("claims_to_headers: {header:?} is named twice"));
         }
         if claim.is_empty() {
             return Err(format!(
@@ -299,22 +341,27 @@ fn check_provider(raw: &RawProvider) -> Result<Provider, String> {
         keys,
         issuer: raw.issuer.clone(),
         audiences: raw.audiences.clone().unwrap_or_default(),
-        cache_duration: duration(
-            raw.cache_duration.as_deref(),
-            Duration::from_secs(600),
-            "cache_duration",
-        )?,
+        cache_duration,
         timeout,
-        max_stale: duration(
-            raw.max_stale.as_deref(),
-            Duration::from_secs(3600),
-            "max_stale",
-        )?,
+        max_stale,
         forward: raw.forward.unwrap_or(false),
         from,
         claims_to_headers,
     })
 }
+
+/// Headers `claims_to_headers` may not set.
+const RESERVED_HEADERS: [&str; 9] = [
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "upgrade",
+    "authorization",
+    "cookie",
+    "te",
+    "trailer",
+];
 
 /// `header:NAME[:PREFIX]`, `cookie:NAME` or `query:NAME`.
 fn token_source(text: &str) -> Result<TokenSource, String> {
@@ -377,9 +424,16 @@ fn check_route(raw: &RawRoute, providers: &[Provider]) -> Result<Route, String> 
         Ok(p) => p.trim_end_matches('/').to_owned(),
         Err(e) => return Err(format!("prefix: {e}")),
     };
+    if raw.strip_prefix && prefix == "/" {
+        return Err("strip_prefix on the prefix \"/\" strips nothing".into());
+    }
     let target = match (&raw.upstream, &raw.static_dir) {
         (Some(url), None) => {
             let (https, authority, base) = check_url(url, "upstream")?;
+            if !base.is_empty() {
+                jwtgate_core::scope::strict_path(&base)
+                    .map_err(|e| format!("upstream {url:?}: its path: {e}"))?;
+            }
             Target::Upstream {
                 https,
                 authority,
@@ -431,10 +485,33 @@ fn check_route(raw: &RawRoute, providers: &[Provider]) -> Result<Route, String> 
                 .into(),
         );
     }
-    if raw.gate_scope && !raw.providers.iter().any(|p| p == SELF) {
+    if raw.gate_scope && raw.providers.iter().any(|p| p != SELF) {
         return Err(
-            "gate_scope needs the \"self\" provider (gate tokens are jwtgate's own)".into(),
+            "gate_scope needs the \"self\" provider alone (gate tokens are jwtgate's own; other issuers' tokens have no URLs to check)"
+                .into(),
         );
+    }
+    if !raw.require_roles.is_empty()
+        && raw.providers.iter().any(|p| p == SELF)
+        && raw.providers.iter().any(|p| p != SELF)
+    {
+        return Err(
+            "require_roles on a route mixing \"self\" with other providers would let another issuer's roles claim count as jwtgate's roles; split the route"
+                .into(),
+        );
+    }
+    let remote: Vec<&Provider> = raw
+        .providers
+        .iter()
+        .filter_map(|name| providers.iter().find(|p| &p.name == name))
+        .collect();
+    if remote.len() > 1 {
+        if let Some(p) = remote.iter().find(|p| p.issuer.is_none()) {
+            return Err(format!(
+                "provider {:?} needs an issuer on a route with several providers (nothing else tells their tokens apart)",
+                p.name
+            ));
+        }
     }
     if !raw.require_permissions.is_empty() && !raw.providers.iter().all(|p| p == SELF) {
         return Err(
@@ -562,7 +639,18 @@ require_roles = ["api"]
             ("[[route]]\nprefix = \"/a\"\nupstream = \"http://x\"\nrequire_roles = [\"r\"]", "need providers"),
             ("[[route]]\nprefix = \"/a\"\nupstream = \"http://x\"\nupstream_ca_file = \"c\"", "need an https upstream"),
             ("[[route]]\nprefix = \"/a\"\nstatic_dir = \"/x\"\nwebsocket = true", "need an upstream"),
-            ("[[provider]]\nname = \"p\"\njwks_url = \"https://x/j\"\n[[route]]\nprefix = \"/a\"\nupstream = \"http://x\"\nproviders = [\"p\"]\ngate_scope = true", "gate_scope needs the \"self\" provider"),
+                        ("[[provider]]\nname = \"p\"\njwks_url = \"https://x/j\"\n[[route]]\nprefix = \"/a\"\nupstream = \"http://x\"\nproviders = [\"self\", \"p\"]\ngate_scope = true", "gate_scope needs the \"self\" provider alone"),
+            ("[[provider]]\nname = \"p\"\njwks_url = \"https://x/j\"\n[[route]]\nprefix = \"/a\"\nupstream = \"http://x\"\nproviders = [\"self\", \"p\"]\nrequire_roles = [\"admin\"]", "would let another issuer's roles claim count"),
+            ("[[provider]]\nname = \"p\"\njwks_url = \"https://x/j\"\n[[provider]]\nname = \"q\"\njwks_url = \"https://y/j\"\nissuer = \"https://y\"\n[[route]]\nprefix = \"/a\"\nupstream = \"http://x\"\nproviders = [\"p\", \"q\"]", "provider \"p\" needs an issuer"),
+            ("[[route]]\nprefix = \"/\"\nupstream = \"http://x\"\nstrip_prefix = true", "strips nothing"),
+            ("[[route]]\nprefix = \"/a\"\nupstream = \"http://x/b/../c\"", "its path: the path is not canonical"),
+            ("[[provider]]\nname = \"p\"\njwks_url = \"http://idp.example/j\"", "use https (http only to a loopback address)"),
+            ("[[provider]]\nname = \"p\"\njwks_url = \"https://x/j\"\ncache_duration = \"0s\"", "cache_duration must be at least 1s"),
+            ("[[provider]]\nname = \"p\"\njwks_url = \"https://x/j\"\nmax_stale = \"30d\"", "max_stale must be at most 7 days"),
+            ("[[provider]]\nname = \"p\"\njwks_url = \"https://x/j\"\ntimeout = \"30s\"", "timeout must be between"),
+            ("[[provider]]\nname = \"p\"\njwks_url = \"https://x/j\"\nissuer = \"\"", "issuer must not be empty"),
+            ("[[provider]]\nname = \"p\"\njwks_url = \"https://x/j\"\nclaims_to_headers = { \"X-Auth-User\" = \"sub\" }", "a header the gateway or HTTP itself sets"),
+            ("[[provider]]\nname = \"p\"\njwks_url = \"https://x/j\"\nclaims_to_headers = { \"Host\" = \"sub\" }", "a header the gateway or HTTP itself sets"),
             ("[[provider]]\nname = \"p\"\njwks_url = \"https://x/j\"\n[[route]]\nprefix = \"/a\"\nupstream = \"http://x\"\nproviders = [\"p\"]\nrequire_permissions = [\"x\"]", "require_permissions needs jwtgate's users"),
             ("[[provider]]\nname = \"self\"\njwks_url = \"https://x/j\"", "[[provider]] 1 (name \"self\"): the name \"self\" is taken"),
             ("[[provider]]\nname = \"p\"\njwks_url = \"https://x/j\"\n[[provider]]\nname = \"p\"\njwks_file = \"k\"", "[[provider]] 2 (name \"p\"): the name \"p\" is taken"),

@@ -1,8 +1,9 @@
-//! A provider's remote JWKS (`jwks_url`): fetched when first needed and again after
-//! `cache_duration`; refetched once when a token names a `kid` it does not hold, with every
-//! request waiting on one fetch (single flight) and at most one such fetch per cooldown, so a
+//! A provider's remote JWKS (`jwks_url`): fetched when first needed and renewed in the
+//! background after `cache_duration`; refetched when a token names a `kid` it does not hold,
+//! every such request waiting on one fetch (single flight) and at most one per cooldown, so a
 //! flood of made-up kids costs one fetch; the last good keys keep serving for `max_stale` while
-//! the JWKS server fails. Each provider has its own `RemoteKeys`, so keys never mix.
+//! the JWKS server fails, then nothing does. HMAC keys in a JWKS are refused (a JWKS is
+//! public). Each provider has its own `RemoteKeys`, so keys never mix.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -23,8 +24,10 @@ const MAX_JWKS_BYTES: usize = 1024 * 1024;
 /// apart at least.
 pub const COOLDOWN: Duration = Duration::from_secs(10);
 
-/// Unknown kids remembered at most (a flood of random kids must not grow memory).
+/// Unknown kids remembered at most (a flood of random kids must not grow memory), and the
+/// longest remembered.
 const UNKNOWN_KIDS: usize = 1024;
+const MAX_KID_LEN: usize = 256;
 
 pub type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>;
 
@@ -44,8 +47,8 @@ pub struct RemoteKeys {
     max_stale: Duration,
     cooldown: Duration,
     state: Mutex<State>,
-    /// Held by the one task fetching; the others wait for its result.
-    fetching: tokio::sync::Mutex<()>,
+    /// The count of finished fetches, for requests waiting on the one in flight.
+    finished: tokio::sync::watch::Sender<u64>,
 }
 
 #[derive(Default)]
@@ -53,15 +56,25 @@ struct State {
     keys: Option<Arc<KeySet>>,
     /// When the keys held were fetched.
     good: Option<Instant>,
-    /// When a fetch was last started, successful or not.
+    /// When the last fetch started.
     attempted: Option<Instant>,
-    /// After a failed fetch: no new one before this.
+    /// After a failed fetch: no new one before this (counted from when it ended).
     next_try: Option<Instant>,
-    /// Counts fetches started (for tests and metrics), and finished.
+    in_flight: bool,
+    /// Fetches started (for tests and metrics) and finished.
     fetches: u64,
     finished: u64,
     unknown_kids: HashMap<String, Instant>,
     last_error: Option<String>,
+}
+
+/// What a request does after looking at the state.
+enum Step {
+    Done(Result<Arc<KeySet>, JwksError>),
+    /// Wait for the fetch in flight (started now or earlier), then answer from the state.
+    Wait {
+        finished: u64,
+    },
 }
 
 impl RemoteKeys {
@@ -70,25 +83,29 @@ impl RemoteKeys {
         cache_duration: Duration,
         timeout: Duration,
         max_stale: Duration,
-    ) -> Result<RemoteKeys, String> {
+    ) -> Result<Arc<RemoteKeys>, String> {
+        Self::with_cooldown(url, cache_duration, timeout, max_stale, COOLDOWN)
+    }
+
+    /// `new` with another cooldown (tests).
+    pub fn with_cooldown(
+        url: &str,
+        cache_duration: Duration,
+        timeout: Duration,
+        max_stale: Duration,
+        cooldown: Duration,
+    ) -> Result<Arc<RemoteKeys>, String> {
         let url: hyper::Uri = url.parse().map_err(|e| format!("{url:?}: {e}"))?;
-        let client = client()?;
-        Ok(RemoteKeys {
+        Ok(Arc::new(RemoteKeys {
             url,
-            client,
+            client: client()?,
             cache_duration,
             timeout,
             max_stale,
-            cooldown: COOLDOWN,
+            cooldown,
             state: Mutex::default(),
-            fetching: tokio::sync::Mutex::new(()),
-        })
-    }
-
-    /// The same, with another cooldown (tests).
-    pub fn with_cooldown(mut self, cooldown: Duration) -> RemoteKeys {
-        self.cooldown = cooldown;
-        self
+            finished: tokio::sync::watch::Sender::new(0),
+        }))
     }
 
     /// How many fetches were started so far.
@@ -103,47 +120,24 @@ impl RemoteKeys {
         }
     }
 
-    /// Keys to verify a token naming `kid` with: the cached ones while fresh (or while a
-    /// failed fetch backs off, within `max_stale`) and holding the kid; otherwise after at most
-    /// one fetch. A kid still unknown after it is remembered for the cooldown, and the keys
-    /// returned simply lack it (verification then says "unknown kid").
-    pub async fn keys_for(&self, kid: Option<&str>) -> Result<Arc<KeySet>, JwksError> {
-        let now = Instant::now();
-        let seen = {
-            let mut state = self.lock();
-            if let Some(keys) = state.keys.clone() {
-                let age = state.good.map_or(Duration::MAX, |t| now.duration_since(t));
-                let fresh = age < self.cache_duration;
-                let usable = age < self.cache_duration.saturating_add(self.max_stale);
-                let backing_off = state.next_try.is_some_and(|t| now < t);
-                let has_kid = kid.is_none_or(|k| keys.get(k).is_some());
-                let recently_tried = state
-                    .attempted
-                    .is_some_and(|t| now.duration_since(t) < self.cooldown);
-                if !usable {
-                    // Past max_stale: no key is trusted any more (fail closed).
-                    state.keys = None;
-                } else if has_kid && (fresh || backing_off) {
-                    return Ok(keys);
-                } else if !has_kid && (fresh || backing_off) {
-                    let kid = kid.unwrap_or_default();
-                    let seen = state
-                        .unknown_kids
-                        .get(kid)
-                        .is_some_and(|t| now.duration_since(*t) < self.cooldown);
-                    if seen || recently_tried || backing_off {
-                        remember_unknown(&mut state, kid, now, self.cooldown);
-                        return Ok(keys);
-                    }
-                }
-            } else if state.next_try.is_some_and(|t| now < t) {
-                return Err(JwksError::Unavailable(
-                    state.last_error.clone().unwrap_or_default(),
-                ));
-            }
-            state.finished
+    /// Keys to verify a token naming `kid` with.
+    ///
+    /// - Keys within `cache_duration` that hold the kid: at once.
+    /// - Older keys (within `max_stale`) that hold it: at once, while one background fetch
+    ///   renews them (no request waits on a slow or dead JWKS server).
+    /// - A kid the keys lack: the requests wait on one fetch (the one in flight, or a new one
+    ///   unless one started within the cooldown); a kid still unknown is remembered for the
+    ///   cooldown and the keys returned lack it (verification says "unknown kid").
+    /// - No usable keys: wait on one fetch; while a failed fetch backs off, refuse at once.
+    pub async fn keys_for(self: &Arc<Self>, kid: Option<&str>) -> Result<Arc<KeySet>, JwksError> {
+        let step = self.step(kid, Instant::now());
+        let finished = match step {
+            Step::Done(result) => return result,
+            Step::Wait { finished } => finished,
         };
-        self.refresh(seen).await?;
+        let mut changes = self.finished.subscribe();
+        // A fetch that ended between the look and the subscription counts too.
+        let _ = changes.wait_for(|n| *n > finished).await;
         let mut state = self.lock();
         let keys = state
             .keys
@@ -157,69 +151,108 @@ impl RemoteKeys {
         Ok(keys)
     }
 
-    /// Fetches the JWKS, once for everyone waiting: a task that waited while another fetched
-    /// (`seen`: the count of finished fetches when it looked) uses that result. A failed fetch keeps the last good keys while they are within
-    /// `max_stale`, and the next fetch waits for the cooldown.
-    async fn refresh(&self, seen: u64) -> Result<(), JwksError> {
-        let _flight = self.fetching.lock().await;
-        {
-            let state = self.lock();
-            // A fetch finished since this request looked (it may have been running then):
-            // its result is ours.
-            if state.finished != seen {
-                return match &state.keys {
-                    Some(_) => Ok(()),
-                    None => Err(JwksError::Unavailable(
-                        state.last_error.clone().unwrap_or_default(),
-                    )),
-                };
-            }
-        }
-        let started = Instant::now();
-        {
-            let mut state = self.lock();
-            state.attempted = Some(started);
-            state.fetches += 1;
-        }
-        let result = tokio::time::timeout(self.timeout, self.fetch())
-            .await
-            .unwrap_or_else(|_| Err(format!("no answer within {} ms", self.timeout.as_millis())));
+    fn step(self: &Arc<Self>, kid: Option<&str>, now: Instant) -> Step {
         let mut state = self.lock();
-        state.finished += 1;
-        match result {
-            Ok(keys) => {
-                state.keys = Some(Arc::new(keys));
-                state.good = Some(started);
-                state.next_try = None;
-                state.last_error = None;
-                state.unknown_kids.clear();
-                Ok(())
-            }
-            Err(e) => {
-                tracing::warn!(url = %self.url, error = %e, "JWKS fetch failed");
-                state.last_error = Some(e.clone());
-                state.next_try = Some(started + self.cooldown);
-                let usable = state.good.is_some_and(|t| {
-                    started.duration_since(t) < self.cache_duration.saturating_add(self.max_stale)
-                });
-                if usable && state.keys.is_some() {
-                    Ok(())
-                } else {
-                    state.keys = None;
-                    Err(JwksError::Unavailable(e))
-                }
-            }
+        let backing_off = state.next_try.is_some_and(|t| now < t);
+        let age = state.good.map(|t| now.duration_since(t));
+        let usable = age.is_some_and(|a| a < self.cache_duration.saturating_add(self.max_stale));
+        if !usable {
+            // Past max_stale (or never fetched): no key is trusted (fail closed).
+            state.keys = None;
         }
+        let Some(keys) = state.keys.clone() else {
+            if backing_off && !state.in_flight {
+                return Step::Done(Err(JwksError::Unavailable(
+                    state.last_error.clone().unwrap_or_default(),
+                )));
+            }
+            return self.fetch_and_wait(&mut state);
+        };
+        let fresh = age.is_some_and(|a| a < self.cache_duration);
+        let has_kid = kid.is_none_or(|k| keys.get(k).is_some());
+        if has_kid {
+            if !fresh && !backing_off && !state.in_flight {
+                self.start_fetch(&mut state);
+            }
+            return Step::Done(Ok(keys));
+        }
+        if state.in_flight {
+            return Step::Wait {
+                finished: state.finished,
+            };
+        }
+        let kid = kid.unwrap_or_default();
+        let seen = state
+            .unknown_kids
+            .get(kid)
+            .is_some_and(|t| now.duration_since(*t) < self.cooldown);
+        let recently_tried = state
+            .attempted
+            .is_some_and(|t| now.duration_since(t) < self.cooldown);
+        if seen || recently_tried || backing_off {
+            remember_unknown(&mut state, kid, now, self.cooldown);
+            return Step::Done(Ok(keys));
+        }
+        self.fetch_and_wait(&mut state)
+    }
+
+    fn fetch_and_wait(self: &Arc<Self>, state: &mut State) -> Step {
+        if !state.in_flight {
+            self.start_fetch(state);
+        }
+        Step::Wait {
+            finished: state.finished,
+        }
+    }
+
+    /// Starts the one fetch, in its own task: a request that goes away does not cancel it.
+    fn start_fetch(self: &Arc<Self>, state: &mut State) {
+        state.in_flight = true;
+        state.fetches += 1;
+        let started = Instant::now();
+        state.attempted = Some(started);
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            let result = tokio::time::timeout(this.timeout, this.fetch())
+                .await
+                .unwrap_or_else(|_| {
+                    Err(format!("no answer within {} ms", this.timeout.as_millis()))
+                });
+            let finished = {
+                let mut state = this.lock();
+                let ended = Instant::now();
+                match result {
+                    Ok(keys) => {
+                        state.keys = Some(Arc::new(keys));
+                        state.good = Some(started);
+                        state.next_try = None;
+                        state.last_error = None;
+                        state.unknown_kids.clear();
+                    }
+                    Err(e) => {
+                        tracing::warn!(url = %this.url, error = %e, "JWKS fetch failed");
+                        state.last_error = Some(e);
+                        state.next_try = Some(ended + this.cooldown);
+                    }
+                }
+                state.in_flight = false;
+                state.finished += 1;
+                state.finished
+            };
+            this.finished.send_replace(finished);
+        });
     }
 
     async fn fetch(&self) -> Result<KeySet, String> {
         let jwks = fetch_jwks(&self.client, &self.url).await?;
-        let (keys, skipped) = jwks.to_keys(None);
+        let (mut keys, skipped) = jwks.to_keys(None);
         for why in &skipped {
             tracing::debug!(url = %self.url, reason = %why, "JWKS key skipped");
         }
+        // A JWKS is public: an HMAC key in one is a secret everybody knows.
+        keys.retain(|k| k.alg().key_type() != jwtgate_core::KeyType::Oct);
         if keys.is_empty() {
-            return Err("the JWKS holds no usable key".to_owned());
+            return Err("the JWKS holds no usable public key".to_owned());
         }
         KeySet::new(keys).map_err(|e| format!("the JWKS: {e}"))
     }
@@ -258,6 +291,10 @@ pub async fn fetch_jwks(client: &HttpsClient, url: &hyper::Uri) -> Result<Jwks, 
 }
 
 fn remember_unknown(state: &mut State, kid: &str, now: Instant, cooldown: Duration) {
+    // A kid longer than any real one is not worth remembering (memory stays bounded).
+    if kid.len() > MAX_KID_LEN {
+        return;
+    }
     if state.unknown_kids.len() >= UNKNOWN_KIDS {
         state
             .unknown_kids

@@ -108,35 +108,64 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-#[test]
-fn a_rotated_key_is_found_with_one_refetch() {
-    let (a, b) = (key("a"), key("b"));
-    let server = JwksServer::start(jwks_of(&[&a]));
-    let remote = RemoteKeys::new(
+fn remote(
+    server: &JwksServer,
+    cache: u64,
+    timeout: u64,
+    stale: u64,
+    cooldown: u64,
+) -> Arc<RemoteKeys> {
+    RemoteKeys::with_cooldown(
         &server.url(),
-        Duration::from_secs(600),
-        Duration::from_secs(2),
-        Duration::from_secs(3600),
+        Duration::from_millis(cache),
+        Duration::from_millis(timeout),
+        Duration::from_millis(stale),
+        Duration::from_millis(cooldown),
     )
     .unwrap()
-    .with_cooldown(Duration::from_millis(200));
+}
+
+#[test]
+fn a_rotated_key_is_found_with_one_refetch_shared_by_every_request() {
+    let (a, b) = (key("a"), key("b"));
+    let server = JwksServer::start(jwks_of(&[&a]));
+    let remote = remote(&server, 600_000, 2000, 3_600_000, 500);
     runtime().block_on(async {
         let keys = remote.keys_for(Some("a")).await.unwrap();
         assert!(verifies(&keys, &token(&a)));
         assert_eq!(remote.fetches(), 1);
-        // Cached: no fetch for a known kid.
         remote.keys_for(Some("a")).await.unwrap();
-        assert_eq!(remote.fetches(), 1);
-        // The issuer rotates to b; a token with kid b arrives.
+        assert_eq!(remote.fetches(), 1, "cached: no fetch for a known kid");
+        // The issuer rotates to b. Past the cooldown, tokens with kid b arrive at once, among
+        // a flood of made-up kids: one fetch serves them all, and every b token verifies.
         *server.jwks.lock().unwrap() = jwks_of(&[&b]);
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        server.delay_ms.store(200, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let token_b = token(&b);
+        let mut tasks = Vec::new();
+        for i in 0..300 {
+            let (remote, token_b) = (Arc::clone(&remote), token_b.clone());
+            tasks.push(tokio::spawn(async move {
+                if i % 10 == 0 {
+                    let keys = remote.keys_for(Some("b")).await.unwrap();
+                    assert!(verifies(&keys, &token_b), "request {i}");
+                } else {
+                    remote
+                        .keys_for(Some(&format!("made-up-{i}")))
+                        .await
+                        .unwrap();
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        assert_eq!(remote.fetches(), 2);
         let keys = remote.keys_for(Some("b")).await.unwrap();
-        assert!(verifies(&keys, &token(&b)));
         assert!(
             !verifies(&keys, &token(&a)),
             "a is gone from the issuer's JWKS"
         );
-        assert_eq!(remote.fetches(), 2);
     });
     assert_eq!(server.requests.load(Ordering::SeqCst), 2);
 }
@@ -145,31 +174,44 @@ fn a_rotated_key_is_found_with_one_refetch() {
 fn a_stopped_jwks_server_leaves_the_cached_keys_working_until_max_stale() {
     let a = key("a");
     let server = JwksServer::start(jwks_of(&[&a]));
-    let remote = RemoteKeys::new(
-        &server.url(),
-        Duration::from_millis(300),
-        Duration::from_secs(1),
-        Duration::from_millis(1500),
-    )
-    .unwrap()
-    .with_cooldown(Duration::from_millis(100));
+    let remote = remote(&server, 1000, 1000, 2000, 5000);
     runtime().block_on(async {
         assert!(verifies(
             &remote.keys_for(Some("a")).await.unwrap(),
             &token(&a)
         ));
         server.stop();
-        // Past cache_duration: the refetch fails, the last good keys still verify.
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // Past cache_duration: the keys are answered at once while one background fetch
+        // fails; then the backoff keeps the server from being asked again.
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        let started = Instant::now();
         let keys = remote.keys_for(Some("a")).await.unwrap();
+        assert!(
+            started.elapsed() < Duration::from_millis(500),
+            "no request waits on the fetch"
+        );
         assert!(verifies(&keys, &token(&a)));
+        tokio::time::sleep(Duration::from_millis(200)).await;
         let tried = remote.fetches();
-        assert!(tried >= 2, "a refetch was tried: {tried}");
-        // Past cache_duration + max_stale (1.8 s): no key is trusted any more.
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(tried, 2, "one background refetch");
+        for _ in 0..50 {
+            assert!(verifies(
+                &remote.keys_for(Some("a")).await.unwrap(),
+                &token(&a)
+            ));
+        }
+        assert_eq!(remote.fetches(), tried, "backing off: no fetch per request");
+        // Past cache_duration + max_stale (3 s): no key is trusted any more, and with the
+        // server down and the backoff running, the answer comes at once.
+        tokio::time::sleep(Duration::from_millis(2000)).await;
         let err = remote.keys_for(Some("a")).await.unwrap_err();
         let JwksError::Unavailable(why) = err;
         assert!(!why.is_empty());
+        let before = remote.fetches();
+        for _ in 0..20 {
+            assert!(remote.keys_for(Some("a")).await.is_err());
+        }
+        assert_eq!(remote.fetches(), before, "no hammering while down");
     });
 }
 
@@ -177,17 +219,9 @@ fn a_stopped_jwks_server_leaves_the_cached_keys_working_until_max_stale() {
 fn five_hundred_made_up_kids_cost_one_fetch_per_cooldown() {
     let a = key("a");
     let server = JwksServer::start(jwks_of(&[&a]));
-    let remote = Arc::new(
-        RemoteKeys::new(
-            &server.url(),
-            Duration::from_secs(600),
-            Duration::from_secs(2),
-            Duration::from_secs(3600),
-        )
-        .unwrap()
-        .with_cooldown(Duration::from_millis(800)),
-    );
+    let remote = remote(&server, 600_000, 2000, 3_600_000, 2000);
     runtime().block_on(async {
+        let started = Instant::now();
         let mut tasks = Vec::new();
         for i in 0..500 {
             let remote = Arc::clone(&remote);
@@ -199,43 +233,74 @@ fn five_hundred_made_up_kids_cost_one_fetch_per_cooldown() {
         for task in tasks {
             task.await.unwrap();
         }
-        // The first one fetched; everyone else shared it or found the cooldown running.
-        assert_eq!(remote.fetches(), 1, "one fetch for the whole flood");
-        // After the cooldown, the next unknown kid may fetch once more.
-        tokio::time::sleep(Duration::from_millis(900)).await;
-        for i in 0..100 {
-            remote.keys_for(Some(&format!("later-{i}"))).await.unwrap();
-        }
-        assert_eq!(remote.fetches(), 2);
-        // The known key still verifies throughout.
+        // However long the flood took, at most one fetch per cooldown started.
+        let cooldowns = started.elapsed().as_millis() as u64 / 2000;
+        let fetches = remote.fetches();
+        assert!(
+            fetches <= 1 + cooldowns,
+            "{fetches} fetches in {:?}",
+            started.elapsed()
+        );
         assert!(verifies(
             &remote.keys_for(Some("a")).await.unwrap(),
             &token(&a)
         ));
     });
-    assert_eq!(server.requests.load(Ordering::SeqCst), 2);
 }
 
 #[test]
-fn a_slow_jwks_server_meets_the_timeout() {
+fn a_slow_jwks_server_meets_the_timeout_and_cached_keys_do_not_wait_for_it() {
     let a = key("a");
     let server = JwksServer::start(jwks_of(&[&a]));
-    server.delay_ms.store(3000, Ordering::SeqCst);
-    let remote = RemoteKeys::new(
-        &server.url(),
-        Duration::from_secs(600),
-        Duration::from_millis(300),
-        Duration::from_secs(3600),
-    )
-    .unwrap();
+    // Cached first, then the server turns slow.
+    let warm = remote(&server, 1000, 300, 3_600_000, 5000);
+    runtime().block_on(async {
+        let remote = warm;
+        remote.keys_for(Some("a")).await.unwrap();
+        server.delay_ms.store(3000, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let started = Instant::now();
+        assert!(verifies(
+            &remote.keys_for(Some("a")).await.unwrap(),
+            &token(&a)
+        ));
+        assert!(
+            started.elapsed() < Duration::from_millis(250),
+            "{:?}",
+            started.elapsed()
+        );
+    });
+    // No keys yet, slow server: the error comes when the timeout ends.
+    let cold = remote(&server, 1000, 300, 3_600_000, 5000);
     runtime().block_on(async {
         let started = Instant::now();
-        let err = remote.keys_for(Some("a")).await.unwrap_err();
-        let waited = started.elapsed();
-        assert!(waited < Duration::from_millis(2000), "waited {waited:?}");
+        let err = cold.keys_for(Some("a")).await.unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_millis(2000),
+            "{:?}",
+            started.elapsed()
+        );
         assert_eq!(
             err,
             JwksError::Unavailable("no answer within 300 ms".into())
+        );
+    });
+}
+
+#[test]
+fn hmac_keys_in_a_jwks_are_refused() {
+    let secret = Key::generate(Algorithm::HS256, None, Some("h".into())).unwrap();
+    let jwks = format!(
+        "{{\"keys\": [{}]}}",
+        serde_json::to_string(&secret.to_jwk(true).unwrap()).unwrap()
+    );
+    let server = JwksServer::start(jwks);
+    let remote = remote(&server, 1000, 1000, 1000, 1000);
+    runtime().block_on(async {
+        let err = remote.keys_for(Some("h")).await.unwrap_err();
+        assert_eq!(
+            err,
+            JwksError::Unavailable("the JWKS holds no usable public key".into())
         );
     });
 }
