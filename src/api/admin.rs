@@ -247,6 +247,15 @@ fn body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, F
     })
 }
 
+/// An answer holding a secret (a token, a TOTP secret): no cache may keep it.
+fn no_store(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    response
+}
+
 fn ok(value: Value) -> Response {
     Json(value).into_response()
 }
@@ -700,18 +709,13 @@ pub async fn totp_enroll(
             .await
             .map_err(err)?;
         refresh(&state, &caller.user, Kind::User, &name).await;
-        let mut response = ok(json!({
+        Ok(no_store(ok(json!({
             "otpauth_uri": uri,
             "secret": totp.secret_base32(),
             "qr_svg": svg,
             "pending": true,
             "message": "scan the code, then POST one code as {\"totp_code\"} to .../users/self/totp/confirm",
-        }));
-        response.headers_mut().insert(
-            axum::http::header::CACHE_CONTROL,
-            axum::http::HeaderValue::from_static("no-store"),
-        );
-        Ok(response)
+        }))))
     }
     .await)
 }
@@ -1109,12 +1113,7 @@ pub async fn create_gate_token(
                 jti = short(&gate.jti),
                 "gate token created"
             );
-            let mut response = created(manage::gate_token_view(&gate, now));
-            response.headers_mut().insert(
-                axum::http::header::CACHE_CONTROL,
-                axum::http::HeaderValue::from_static("no-store"),
-            );
-            Ok(response)
+            Ok(no_store(created(manage::gate_token_view(&gate, now))))
         }
         .await,
     )
@@ -1127,17 +1126,12 @@ pub async fn list_gate_tokens(State(state): State<AppState>, headers: HeaderMap)
             let now = crate::cli::now();
             let gates: Vec<crate::model::GateToken> =
                 state.model.list(Kind::GateToken).await.map_err(err)?;
-            let mut response = ok(Value::from(
+            Ok(no_store(ok(Value::from(
                 gates
                     .iter()
                     .map(|g| manage::gate_token_view(g, now))
                     .collect::<Vec<_>>(),
-            ));
-            response.headers_mut().insert(
-                axum::http::header::CACHE_CONTROL,
-                axum::http::HeaderValue::from_static("no-store"),
-            );
-            Ok(response)
+            ))))
         }
         .await,
     )
@@ -1178,12 +1172,10 @@ pub async fn get_gate_token(
     answer(
         async {
             let gate = own_gate_token(&state, &headers, &name, perm::GATETOKEN_VIEW).await?;
-            let mut response = ok(manage::gate_token_view(&gate, crate::cli::now()));
-            response.headers_mut().insert(
-                axum::http::header::CACHE_CONTROL,
-                axum::http::HeaderValue::from_static("no-store"),
-            );
-            Ok(response)
+            Ok(no_store(ok(manage::gate_token_view(
+                &gate,
+                crate::cli::now(),
+            ))))
         }
         .await,
     )

@@ -5,7 +5,7 @@
 use base64::Engine;
 use serde_json::{json, Value};
 
-use crate::harness::{now, totp_of, Cli, Response, Server};
+use crate::harness::{eventually, now, totp_of, Cli, Response, Server};
 
 fn login(server: &Server, credentials: &str) -> String {
     let basic = format!(
@@ -964,17 +964,10 @@ fn tokens_are_issued_to_oneself_and_by_permission_to_anyone_and_revoked_by_jti()
     assert_eq!(r.json()["message"], "already revoked");
     // A locked user gets no token.
     cli.run(&["user", "lock", "bot"]).ok();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let r = call(&server, "POST", "/tokens", &root, r#"{"user": "bot"}"#);
-        if r.status == 409 {
-            assert!(r.json()["message"].as_str().unwrap().contains("locked"));
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the lock never arrived: {r:?}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    let r = eventually(
+        "the lock",
+        || call(&server, "POST", "/tokens", &root, r#"{"user": "bot"}"#),
+        |r| r.status == 409,
+    );
+    assert!(r.json()["message"].as_str().unwrap().contains("locked"));
 }

@@ -5,7 +5,7 @@
 use base64::Engine;
 use serde_json::{json, Value};
 
-use crate::harness::{now, Cli, Response, Server};
+use crate::harness::{eventually, now, Cli, Response, Server};
 
 const VNC: &str = "/apis/subresources.kubevirt.io/v1/namespaces/ns/virtualmachineinstances/vm1/vnc";
 
@@ -219,19 +219,12 @@ fn a_gate_token_opens_its_path_and_nothing_else() {
     assert_eq!(view["status"]["token"], token.as_str());
     assert_eq!(view["verbs"], json!(["get", "head"]));
     cli.run(&["gatetoken", "del", "vm1-vnc"]).ok();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let r = auth(&server, &token, VNC, "GET");
-        if r.status == 401 {
-            assert_eq!(r.json()["error"], "token_revoked");
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the deletion never arrived: {r:?}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    let r = eventually(
+        "the deletion",
+        || auth(&server, &token, VNC, "GET"),
+        |r| r.status == 401,
+    );
+    assert_eq!(r.json()["error"], "token_revoked");
     assert!(!cli.run(&["gatetoken", "list"]).ok().contains("vm1-vnc"));
 }
 
@@ -376,19 +369,12 @@ fn gate_tokens_through_the_api_follow_the_resource_and_its_permissions() {
     let ops_gate = r.json()["status"]["token"].as_str().unwrap().to_owned();
     assert_eq!(auth(&server, &ops_gate, "/k8s/vm1/x", "GET").status, 200);
     cli.run(&["user", "lock", "ops"]).ok();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let r = auth(&server, &ops_gate, "/k8s/vm1/x", "GET");
-        if r.status == 401 {
-            assert_eq!(r.json()["error"], "user_locked");
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the lock never arrived: {r:?}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    let r = eventually(
+        "the lock",
+        || auth(&server, &ops_gate, "/k8s/vm1/x", "GET"),
+        |r| r.status == 401,
+    );
+    assert_eq!(r.json()["error"], "user_locked");
 }
 
 #[test]

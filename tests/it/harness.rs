@@ -388,3 +388,25 @@ fn echo(mut stream: std::net::TcpStream) {
     );
     let _ = stream.write_all(response.as_bytes());
 }
+
+/// Calls `probe` every 100 ms until `done` holds for its answer (a running server learns of a
+/// CLI's change within a store poll or two), and returns that answer; after 10 s, fails naming
+/// `what` and the last answer.
+pub fn eventually<R: std::fmt::Debug>(
+    what: &str,
+    mut probe: impl FnMut() -> R,
+    done: impl Fn(&R) -> bool,
+) -> R {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let answer = probe();
+        if done(&answer) {
+            return answer;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} did not happen within 10 s: {answer:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}

@@ -1,12 +1,12 @@
 //! `jwtgate serve` over HTTP: the published keys verify tokens the CLI issues, a key rotation
 //! reaches a running server, errors are JSON, and SIGTERM stops it cleanly.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use jwtgate_core::key::Jwks;
 use jwtgate_core::{verify, KeySet, Rules};
 
-use crate::harness::{now, Cli};
+use crate::harness::{eventually, now, Cli};
 
 fn keyset_from(jwks: &str) -> KeySet {
     let jwks: Jwks = serde_json::from_str(jwks).unwrap();
@@ -59,19 +59,12 @@ fn a_key_rotation_by_the_cli_reaches_a_running_server() {
     let count = |body: &str| keyset_from(body).keys().len();
     assert_eq!(count(&server.get("/jwks").body), 1);
     cli.run(&["key", "rotate", "--alg", "EdDSA"]).ok();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let body = server.get("/jwks").body;
-        if count(&body) == 2 {
-            assert!(body.contains("\"OKP\""), "{body}");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "still one key after 10 s: {body}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let body = eventually(
+        "the rotation",
+        || server.get("/jwks").body,
+        |body| count(body) == 2,
+    );
+    assert!(body.contains("\"OKP\""), "{body}");
 }
 
 #[test]
@@ -228,19 +221,12 @@ fn a_lock_by_the_cli_reaches_auth_on_a_running_server() {
     assert_eq!(server.request("GET", "/auth", &auth, "").status, 200);
     assert_eq!(server.request("GET", "/auth", &auth, "").status, 200);
     cli.run(&["user", "lock", "bot"]).ok();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let r = server.request("GET", "/auth", &auth, "");
-        if r.status == 401 {
-            assert_eq!(r.json()["error"], "user_locked");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "still accepted 10 s after the lock"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let r = eventually(
+        "the lock",
+        || server.request("GET", "/auth", &auth, ""),
+        |r| r.status == 401,
+    );
+    assert_eq!(r.json()["error"], "user_locked");
 }
 
 #[test]
