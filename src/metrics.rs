@@ -13,6 +13,8 @@ pub struct Metrics {
     login_failures: AtomicU64,
     password_checks: AtomicU64,
     cache_hits: AtomicU64,
+    websockets_opened: AtomicU64,
+    websockets_closed: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl Metrics {
@@ -42,6 +44,18 @@ impl Metrics {
 
     pub fn cache_hit(&self) {
         self.cache_hits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A websocket was bridged through the gateway.
+    pub fn websocket_opened(&self) {
+        self.websockets_opened.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The gateway closed a websocket because its token `expired` or was `revoked`.
+    pub fn websocket_closed(&self, reason: &'static str) {
+        if let Ok(mut closed) = self.websockets_closed.lock() {
+            *closed.entry(reason).or_default() += 1;
+        }
     }
 
     /// The Prometheus text exposition format (version 0.0.4).
@@ -89,6 +103,23 @@ impl Metrics {
              jwtgate_auth_cache_hits_total {}",
             self.cache_hits.load(Ordering::Relaxed)
         );
+        let _ = writeln!(
+            out,
+            "# HELP jwtgate_websockets_opened_total Websockets bridged by the gateway.\n\
+             # TYPE jwtgate_websockets_opened_total counter\n\
+             jwtgate_websockets_opened_total {}",
+            self.websockets_opened.load(Ordering::Relaxed)
+        );
+        out.push_str("# HELP jwtgate_websockets_closed_total Websockets the gateway closed because their token ended.\n");
+        out.push_str("# TYPE jwtgate_websockets_closed_total counter\n");
+        if let Ok(closed) = self.websockets_closed.lock() {
+            for (reason, n) in closed.iter() {
+                let _ = writeln!(
+                    out,
+                    "jwtgate_websockets_closed_total{{reason=\"{reason}\"}} {n}"
+                );
+            }
+        }
         out
     }
 }

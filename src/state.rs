@@ -18,6 +18,8 @@ use crate::store::Kind;
 pub struct AppState {
     pub config: Arc<Config>,
     pub model: Model,
+    /// The gateway's routes and providers, ready to serve.
+    pub gateway: Arc<crate::gateway::Runtime>,
     /// What jwtgate's own tokens must satisfy, built once from the config.
     rules: Arc<Rules>,
     keys: Arc<RwLock<Arc<PublishedKeys>>>,
@@ -143,7 +145,11 @@ impl PublishedKeys {
 }
 
 impl AppState {
-    pub async fn new(config: Config, model: Model) -> Result<AppState> {
+    pub async fn new(
+        config: Config,
+        model: Model,
+        gateway: Arc<crate::gateway::Runtime>,
+    ) -> Result<AppState> {
         let keys = PublishedKeys::load(&model).await?;
         let directory = Directory::load(&model).await?;
         let dummy_hash = tokio::task::spawn_blocking(|| {
@@ -163,6 +169,7 @@ impl AppState {
             rules: Arc::new(rules),
             config: Arc::new(config),
             model,
+            gateway,
             keys: Arc::new(RwLock::new(Arc::new(keys))),
             directory: Arc::new(RwLock::new(directory)),
             refreshing: Arc::default(),

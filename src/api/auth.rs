@@ -284,7 +284,7 @@ pub(super) fn token_and_source(headers: &HeaderMap) -> Option<(&str, Source)> {
 
 /// Whether the client reached jwtgate over HTTPS: jwtgate serves TLS itself, or a trusted
 /// proxy (`[server] trusted_proxies`) says so with `X-Forwarded-Proto: https`.
-pub(super) fn over_https(state: &AppState, headers: &HeaderMap, peer: std::net::IpAddr) -> bool {
+pub(crate) fn over_https(state: &AppState, headers: &HeaderMap, peer: std::net::IpAddr) -> bool {
     if state.config.tls.is_some() {
         return true;
     }

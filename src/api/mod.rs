@@ -14,11 +14,13 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post, put};
 use axum::Router;
 
 use crate::state::AppState;
+pub(crate) use auth::over_https;
+pub use auth::{GATE_COOKIE, SESSION_COOKIE};
 use error::ApiError;
 
 pub fn router(state: AppState) -> Router {
@@ -50,7 +52,7 @@ pub fn router(state: AppState) -> Router {
             get(jwks::openid_configuration),
         )
         .merge(api)
-        .fallback(not_found)
+        .fallback(gateway_or_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn_with_state(state.clone(), count_request))
@@ -98,14 +100,32 @@ fn admin_routes() -> Router<AppState> {
         .route_layer(middleware::from_fn(admin::header_token_for_changes))
 }
 
-/// Counts every answered request by its route pattern and status.
+/// Paths no API route serves: the gateway's routes (docs/gateway.md), or 404.
+async fn gateway_or_not_found(State(state): State<AppState>, request: Request) -> Response {
+    match crate::gateway::proxy::handle(&state, request).await {
+        Ok(response) => response,
+        Err(request) => not_found(request).await.into_response(),
+    }
+}
+
+/// Counts every answered request by its route pattern (or gateway route) and status.
 async fn count_request(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let route = request
+    let matched = request
         .extensions()
         .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+        .map(|p| p.as_str().to_owned());
     let method = request.method().clone();
     let response = next.run(request).await;
+    let route = match (
+        matched,
+        response
+            .extensions()
+            .get::<crate::gateway::proxy::RouteLabel>(),
+    ) {
+        (Some(matched), _) => matched,
+        (None, Some(label)) => label.0.to_string(),
+        (None, None) => "unmatched".to_owned(),
+    };
     let status = response.status().as_u16();
     state.metrics.request(&route, status);
     // The route pattern, never the path or query (a query can hold a token).

@@ -46,10 +46,16 @@ async fn serve(config: Config, data: &DataDir) -> Result<ExitCode> {
         }
         None => None,
     };
+    // So are unreadable key, CA, bearer and static files of the gateway.
+    let gateway =
+        crate::gateway::Runtime::build(&config.gateway, config.leeway, config.verdict_cache)
+            .map_err(|e| usage(format!("the gateway: {e}")))?;
+    let gateway = std::sync::Arc::new(gateway);
+    gateway.spawn_refresh();
     // Like the first CLI write, the first start initialises an empty data directory.
     let model = data.open(Need::Initialised).await?;
     let listen = config.listen;
-    let state = AppState::new(config, model).await?;
+    let state = AppState::new(config, model, gateway).await?;
     state.spawn_refresh();
     let listener = TcpListener::bind(listen)
         .await

@@ -62,6 +62,8 @@ pub struct RawRoute {
     pub upstream_insecure_skip_verify: bool,
     #[serde(default)]
     pub websocket: bool,
+    /// How long the upstream may take to answer (`30s`; then 504).
+    pub timeout: Option<String>,
 }
 
 /// Where a provider's keys come from.
@@ -127,6 +129,8 @@ pub struct Route {
     pub upstream_ca_file: Option<PathBuf>,
     pub upstream_insecure_skip_verify: bool,
     pub websocket: bool,
+    /// How long the upstream may take to send its answer's headers.
+    pub timeout: Duration,
 }
 
 /// The checked gateway configuration.
@@ -462,6 +466,17 @@ fn check_route(raw: &RawRoute, providers: &[Provider]) -> Result<Route, String> 
             "upstream_ca_file and upstream_insecure_skip_verify need an https upstream".into(),
         );
     }
+    if raw.timeout.is_some() && !is_upstream {
+        return Err("timeout applies to upstream routes, not static_dir".into());
+    }
+    let timeout = duration(
+        raw.timeout.as_deref(),
+        super::runtime::DEFAULT_UPSTREAM_TIMEOUT,
+        "timeout",
+    )?;
+    if timeout.is_zero() || timeout > Duration::from_secs(3600) {
+        return Err("timeout must be between 1ms and 1h".into());
+    }
     if raw.upstream_ca_file.is_some() && raw.upstream_insecure_skip_verify {
         return Err("upstream_ca_file and upstream_insecure_skip_verify exclude each other".into());
     }
@@ -531,6 +546,7 @@ fn check_route(raw: &RawRoute, providers: &[Provider]) -> Result<Route, String> 
         upstream_ca_file: raw.upstream_ca_file.clone(),
         upstream_insecure_skip_verify: raw.upstream_insecure_skip_verify,
         websocket: raw.websocket,
+        timeout,
     })
 }
 

@@ -53,6 +53,9 @@ impl Cli {
 
     pub fn write(&self, name: &str, contents: &str) -> PathBuf {
         let path = self.path(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
         std::fs::write(&path, contents).unwrap();
         path
     }
@@ -387,6 +390,42 @@ fn echo(mut stream: std::net::TcpStream) {
         body.len()
     );
     let _ = stream.write_all(response.as_bytes());
+}
+
+/// An upstream that answers every request with its own request head (request line and
+/// headers, as received) as the body: what a service behind a proxy was sent.
+pub fn mirror_upstream() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            std::thread::spawn(move || mirror(stream));
+        }
+    });
+    port
+}
+
+fn mirror(mut stream: std::net::TcpStream) {
+    use std::io::{Read, Write};
+    loop {
+        let mut request = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+            match stream.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => request.extend_from_slice(&buf[..n]),
+            }
+        }
+        let text = String::from_utf8_lossy(&request);
+        let head = text.split("\r\n\r\n").next().unwrap_or_default().to_owned();
+        let response = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{head}",
+            head.len()
+        );
+        if stream.write_all(response.as_bytes()).is_err() {
+            return;
+        }
+    }
 }
 
 /// Calls `probe` every 100 ms until `done` holds for its answer (a running server learns of a

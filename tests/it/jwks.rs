@@ -13,7 +13,7 @@ use jwtgate_core::{sign, verify, Algorithm, Key, KeySet, Rules};
 use serde_json::json;
 
 /// A JWKS server: serves `jwks`, after `delay_ms`, counting requests, until stopped.
-struct JwksServer {
+pub struct JwksServer {
     port: u16,
     jwks: Arc<Mutex<String>>,
     delay_ms: Arc<AtomicU64>,
@@ -22,7 +22,7 @@ struct JwksServer {
 }
 
 impl JwksServer {
-    fn start(jwks: String) -> JwksServer {
+    pub fn start(jwks: String) -> JwksServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let server = JwksServer {
@@ -63,11 +63,11 @@ impl JwksServer {
         server
     }
 
-    fn url(&self) -> String {
+    pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}/jwks", self.port)
     }
 
-    fn stop(&self) {
+    pub fn stop(&self) {
         self.stopped.store(true, Ordering::SeqCst);
         let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
         // Wait until connections are refused.
@@ -79,11 +79,11 @@ impl JwksServer {
     }
 }
 
-fn key(kid: &str) -> Key {
+pub fn key(kid: &str) -> Key {
     Key::generate(Algorithm::ES256, None, Some(kid.to_owned())).unwrap()
 }
 
-fn jwks_of(keys: &[&Key]) -> String {
+pub fn jwks_of(keys: &[&Key]) -> String {
     let jwks = jwtgate_core::key::Jwks {
         keys: keys.iter().filter_map(|k| k.to_jwk(false)).collect(),
     };

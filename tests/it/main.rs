@@ -7,6 +7,7 @@ mod appmesh;
 mod caddy;
 mod cli;
 mod gatetoken;
+mod gateway;
 mod harness;
 mod interop;
 mod jwks;

@@ -111,6 +111,48 @@ pub fn strict_path(raw: &str) -> Result<String, PathError> {
     Ok(normal)
 }
 
+/// A normalised path written for a request line: every byte that is not an RFC 3986 path
+/// character (unreserved, sub-delims, `:`, `@`, `/`) percent-encoded, so that what a server
+/// behind the gateway reads is exactly the path the gateway matched. Borrowed when nothing
+/// needs encoding (the usual case).
+pub fn encode_path(path: &str) -> std::borrow::Cow<'_, str> {
+    let keep = |b: u8| {
+        b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+                    | b':'
+                    | b'@'
+                    | b'/'
+            )
+    };
+    if path.bytes().all(keep) {
+        return std::borrow::Cow::Borrowed(path);
+    }
+    let mut out = String::with_capacity(path.len() + 16);
+    for b in path.bytes() {
+        if keep(b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 fn percent_decode(raw: &[u8]) -> Result<Vec<u8>, PathError> {
     let mut out = Vec::with_capacity(raw.len());
     let mut i = 0;
@@ -167,6 +209,24 @@ pub fn verb_allowed<'a>(verbs: Option<impl IntoIterator<Item = &'a str>>, method
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn encoded_paths_read_back_as_the_normalised_path() {
+        assert!(matches!(
+            encode_path("/k8s/apis/v1/x"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        assert_eq!(encode_path("/a b/c?d#e%"), "/a%20b/c%3Fd%23e%25");
+        assert_eq!(encode_path("/caf\u{e9}"), "/caf%C3%A9");
+        for raw in ["/a%20b/c%3Fd", "/x/%C3%A9t%C3%A9", "/a;b=c/@:!"] {
+            let normal = normalize_path(raw).unwrap();
+            assert_eq!(
+                normalize_path(&encode_path(&normal)).unwrap(),
+                normal,
+                "{raw}"
+            );
+        }
+    }
 
     #[test]
     fn paths_are_decoded_once_and_dot_segments_resolved() {
