@@ -354,6 +354,9 @@ fn check_provider(raw: &RawProvider) -> Result<Provider, String> {
     })
 }
 
+/// Providers one route may name.
+const MAX_ROUTE_PROVIDERS: usize = 16;
+
 /// Headers `claims_to_headers` may not set.
 const RESERVED_HEADERS: [&str; 9] = [
     "host",
@@ -492,6 +495,15 @@ fn check_route(raw: &RawRoute, providers: &[Provider]) -> Result<Route, String> 
         }
     }
     let public = raw.providers.is_empty();
+    if public && raw.upstream_bearer_file.is_some() {
+        return Err(
+            "upstream_bearer_file on a public route would lend the service credential to anyone; add providers"
+                .into(),
+        );
+    }
+    if raw.providers.len() > MAX_ROUTE_PROVIDERS {
+        return Err(format!("at most {MAX_ROUTE_PROVIDERS} providers per route"));
+    }
     if public
         && (!raw.require_permissions.is_empty() || !raw.require_roles.is_empty() || raw.gate_scope)
     {
@@ -514,6 +526,20 @@ fn check_route(raw: &RawRoute, providers: &[Provider]) -> Result<Route, String> 
             "require_roles on a route mixing \"self\" with other providers would let another issuer's roles claim count as jwtgate's roles; split the route"
                 .into(),
         );
+    }
+    let mixed_with_self = raw.providers.iter().any(|p| p == SELF);
+    if mixed_with_self {
+        if let Some(p) = raw
+            .providers
+            .iter()
+            .filter_map(|name| providers.iter().find(|p| &p.name == name))
+            .find(|p| p.issuer.is_none())
+        {
+            return Err(format!(
+                "provider {:?} needs an issuer on a route with \"self\" (nothing else tells its tokens from jwtgate's)",
+                p.name
+            ));
+        }
     }
     let remote: Vec<&Provider> = raw
         .providers
@@ -658,7 +684,9 @@ require_roles = ["api"]
                         ("[[provider]]\nname = \"p\"\njwks_url = \"https://x/j\"\n[[route]]\nprefix = \"/a\"\nupstream = \"http://x\"\nproviders = [\"self\", \"p\"]\ngate_scope = true", "gate_scope needs the \"self\" provider alone"),
             ("[[provider]]\nname = \"p\"\njwks_url = \"https://x/j\"\n[[route]]\nprefix = \"/a\"\nupstream = \"http://x\"\nproviders = [\"self\", \"p\"]\nrequire_roles = [\"admin\"]", "would let another issuer's roles claim count"),
             ("[[provider]]\nname = \"p\"\njwks_url = \"https://x/j\"\n[[provider]]\nname = \"q\"\njwks_url = \"https://y/j\"\nissuer = \"https://y\"\n[[route]]\nprefix = \"/a\"\nupstream = \"http://x\"\nproviders = [\"p\", \"q\"]", "provider \"p\" needs an issuer"),
-            ("[[route]]\nprefix = \"/\"\nupstream = \"http://x\"\nstrip_prefix = true", "strips nothing"),
+                        ("[[route]]\nprefix = \"/\"\nupstream = \"http://x\"\nstrip_prefix = true", "strips nothing"),
+            ("[[route]]\nprefix = \"/a\"\nupstream = \"http://x\"\nupstream_bearer_file = \"t\"", "would lend the service credential to anyone"),
+            ("[[provider]]\nname = \"p\"\njwks_url = \"https://x/j\"\n[[route]]\nprefix = \"/a\"\nupstream = \"http://x\"\nproviders = [\"self\", \"p\"]", "provider \"p\" needs an issuer on a route with \"self\""),
             ("[[route]]\nprefix = \"/a\"\nupstream = \"http://x/b/../c\"", "its path: the path is not canonical"),
             ("[[provider]]\nname = \"p\"\njwks_url = \"http://idp.example/j\"", "use https (http only to a loopback address)"),
             ("[[provider]]\nname = \"p\"\njwks_url = \"https://x/j\"\ncache_duration = \"0s\"", "cache_duration must be at least 1s"),

@@ -45,6 +45,15 @@ pub async fn handle(state: &AppState, request: Request) -> Result<Response, Requ
     let Some(route) = gateway.route(&path) else {
         return Err(request);
     };
+    // CONNECT would tunnel past the path that was checked; TRACE would echo the service
+    // credential the gateway adds.
+    if matches!(*request.method(), Method::CONNECT | Method::TRACE) {
+        return Ok(refuse(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("the gateway does not pass {} on", request.method()),
+        ));
+    }
     let mut response = serve(state, route, &path, request).await;
     response
         .extensions_mut()
@@ -88,6 +97,8 @@ async fn serve(state: &AppState, rt: &RouteRt, path: &str, request: Request) -> 
             watch = Some(super::websocket::Watch {
                 token: token.into_owned(),
                 provider,
+                route: route_index(state, rt),
+                path: inner.to_owned(),
                 deadline: who
                     .exp
                     .map(|exp| exp.saturating_add_unsigned(state.config.leeway)),
@@ -101,6 +112,16 @@ async fn serve(state: &AppState, rt: &RouteRt, path: &str, request: Request) -> 
             forward(state, rt, upstream, inner, identity, watch, request).await
         }
     }
+}
+
+/// Where `rt` is among the gateway's routes.
+fn route_index(state: &AppState, rt: &RouteRt) -> usize {
+    state
+        .gateway
+        .routes
+        .iter()
+        .position(|r| std::ptr::eq(r, rt))
+        .unwrap_or(usize::MAX)
 }
 
 /// The route's token, and the provider that accepted it, or the answer to give.
@@ -157,14 +178,12 @@ async fn authenticate<'r>(
     for provider in candidates {
         let result = match provider {
             ProviderRef::Own => match crate::check::check(state, &token, now) {
-                Ok(accepted) => Ok(Identity {
-                    provider: std::sync::Arc::from(super::config::SELF),
-                    user: Some(accepted.user),
-                    roles: accepted.roles,
-                    scope: accepted.scope,
-                    exp: accepted.exp,
-                    headers: std::sync::Arc::new([]),
-                }),
+                Ok(accepted) => Ok(Identity::own(accepted)),
+                // A revoked token, or one whose user is locked or gone, is jwtgate's to refuse:
+                // no other provider may take it instead.
+                Err(refusal @ crate::check::Refusal::Denied(_)) => {
+                    return Err(challenge(refusal.code(), refusal.to_string(), true));
+                }
                 Err(refusal) => Err(Failure::Invalid {
                     code: refusal.code(),
                     message: refusal.to_string(),
@@ -252,22 +271,34 @@ fn cookie_value<'h>(headers: &'h HeaderMap, wanted: &str) -> Option<&'h str> {
         .map(|(_, v)| v)
 }
 
-/// Every `name=value` pair of the request's `Cookie` headers (values unquoted).
-fn cookies(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
+/// Every `name=value` pair of the request's `Cookie` headers, as bytes (values unquoted). Read
+/// as bytes, not text: a browser may send another cookie with non-ASCII bytes, and that must
+/// not hide jwtgate's cookies from the checks or from their removal.
+fn cookie_pairs(headers: &HeaderMap) -> impl Iterator<Item = (&[u8], &[u8])> {
     headers
         .get_all(header::COOKIE)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .map(|(name, value)| {
-            let value = value.trim();
+        .flat_map(|v| v.as_bytes().split(|b| *b == b';'))
+        .filter_map(|pair| {
+            let pair = pair.trim_ascii();
+            let eq = pair.iter().position(|b| *b == b'=')?;
+            let value = pair[eq + 1..].trim_ascii();
             let value = value
-                .strip_prefix('"')
-                .and_then(|v| v.strip_suffix('"'))
+                .strip_prefix(b"\"")
+                .and_then(|v| v.strip_suffix(b"\""))
                 .unwrap_or(value);
-            (name.trim(), value)
+            Some((pair[..eq].trim_ascii(), value))
         })
+}
+
+/// The text cookies (a token is ASCII; pairs that are not text are nobody's token).
+fn cookies(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
+    cookie_pairs(headers).filter_map(|(name, value)| {
+        Some((
+            std::str::from_utf8(name).ok()?,
+            std::str::from_utf8(value).ok()?,
+        ))
+    })
 }
 
 /// Calls `each` with every non-empty token `source` holds.
@@ -305,18 +336,20 @@ fn read_source<'r>(
 }
 
 /// The token in a header value: after `prefix` and a space when a prefix is set (another
-/// scheme, such as Basic, is not a token), or the whole value.
+/// scheme, such as Basic, is not a token; a value without a scheme is), or the whole value.
 fn header_token<'v>(value: &'v str, prefix: Option<&str>) -> Option<&'v str> {
     let value = value.trim();
     let token = match prefix {
         None => value,
-        Some(prefix) => {
-            let (scheme, rest) = value.split_once(' ')?;
-            if !scheme.eq_ignore_ascii_case(prefix) {
-                return None;
-            }
-            rest.trim()
-        }
+        Some(prefix) => match value.split_once(' ') {
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case(prefix) => rest.trim(),
+            // Another scheme (Basic credentials) is not a token.
+            Some(_) => return None,
+                        // The scheme alone is no token.
+            None if value.eq_ignore_ascii_case(prefix) => return None,
+            // A bare token, as `/auth` reads it too.
+            None => value,
+        },
     };
     (!token.is_empty()).then_some(token)
 }
@@ -365,7 +398,7 @@ fn describe_sources(rt: &RouteRt) -> String {
 
 /// The route's requirements: a gate token's scope on a `gate_scope` route; permissions and
 /// roles for every other token.
-fn authorize(
+pub(super) fn authorize(
     state: &AppState,
     rt: &RouteRt,
     who: &Identity,
@@ -515,6 +548,7 @@ static X_AUTH_PROVIDER: HeaderName = HeaderName::from_static("x-auth-provider");
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
 async fn forward(
     state: &AppState,
@@ -592,20 +626,26 @@ async fn forward(
             )
         }
         Ok(Err(e)) => {
+            // The cause (refused, TLS, reset) is for the operator's log, not the client.
             tracing::warn!(route = %rt.route.prefix, error = %chain(&e), "upstream unreachable");
             return refuse(
                 StatusCode::BAD_GATEWAY,
                 "upstream_unavailable",
                 format!(
-                    "the upstream {}://{} could not be reached: {}",
-                    upstream.scheme,
-                    upstream.authority,
-                    chain(&e)
+                    "the upstream of {} could not be reached (the server log says why)",
+                    rt.route.prefix
                 ),
             );
         }
         Ok(Ok(response)) => response,
     };
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS && client_upgrade.is_none() {
+        return refuse(
+            StatusCode::BAD_GATEWAY,
+            "upstream_invalid",
+            "the upstream switched protocols on a request that did not ask for it".into(),
+        );
+    }
     if let Some(client_upgrade) = client_upgrade {
         if response.status() == StatusCode::SWITCHING_PROTOCOLS {
             let upstream_upgrade = hyper::upgrade::on(&mut response);
@@ -622,6 +662,7 @@ async fn forward(
     }
     let headers = response.headers_mut();
     remove_connection_headers(headers);
+    strip_own_set_cookies(headers);
     response.map(Body::new)
 }
 
@@ -665,9 +706,11 @@ fn rewrite_headers(
     over_https: bool,
 ) {
     remove_connection_headers(headers);
+    // Also any name with '_': CGI, WSGI, Rack and PHP read `X_Auth_User` as `X-Auth-User`
+    // (nginx drops such headers by default too).
     let forged: Vec<HeaderName> = headers
         .keys()
-        .filter(|k| k.as_str().starts_with("x-auth-"))
+        .filter(|k| k.as_str().starts_with("x-auth-") || k.as_str().contains('_'))
         .cloned()
         .collect();
     for name in forged {
@@ -713,6 +756,9 @@ fn rewrite_headers(
         headers.remove(&X_FORWARDED_HOST);
     }
     headers.remove(header::FORWARDED);
+    if !trusted {
+        headers.remove(&X_REAL_IP);
+    }
     let Some(who) = identity else { return };
     if let Some(user) = who
         .user
@@ -757,26 +803,54 @@ fn strip_header(headers: &mut HeaderMap, name: &str, prefix: &Option<String>) {
     }
 }
 
-/// Removes one cookie from the `Cookie` headers, keeping the others.
+/// Removes one cookie from the `Cookie` headers, keeping the others (byte for byte).
 fn strip_cookie(headers: &mut HeaderMap, wanted: &str) {
-    if !cookies(headers).any(|(name, _)| name == wanted) {
+    if !cookie_pairs(headers).any(|(name, _)| name == wanted.as_bytes()) {
         return;
     }
-    let rest: Vec<String> = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .map(str::trim)
-        .filter(|pair| !pair.is_empty())
-        .filter(|pair| pair.split_once('=').map_or(*pair, |(n, _)| n).trim() != wanted)
-        .map(str::to_owned)
-        .collect();
+    let mut rest: Vec<u8> = Vec::new();
+    for value in headers.get_all(header::COOKIE) {
+        for pair in value.as_bytes().split(|b| *b == b';') {
+            let pair = pair.trim_ascii();
+            let name = pair.split(|b| *b == b'=').next().unwrap_or_default();
+            if pair.is_empty() || name.trim_ascii() == wanted.as_bytes() {
+                continue;
+            }
+            if !rest.is_empty() {
+                rest.extend_from_slice(b"; ");
+            }
+            rest.extend_from_slice(pair);
+        }
+    }
     headers.remove(header::COOKIE);
     if !rest.is_empty() {
-        if let Ok(value) = HeaderValue::from_str(&rest.join("; ")) {
+        if let Ok(value) = HeaderValue::from_bytes(&rest) {
             headers.insert(header::COOKIE, value);
         }
+    }
+}
+
+/// Removes `Set-Cookie` answers that would set one of jwtgate's own cookies: an upstream must
+/// not plant or replace a session or a gate token in the browser.
+fn strip_own_set_cookies(headers: &mut HeaderMap) {
+    let own = |v: &HeaderValue| {
+        v.as_bytes()
+            .trim_ascii_start()
+            .to_ascii_lowercase()
+            .starts_with(b"jwtgate_")
+    };
+    if !headers.get_all(header::SET_COOKIE).iter().any(own) {
+        return;
+    }
+    let kept: Vec<HeaderValue> = headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter(|v| !own(v))
+        .cloned()
+        .collect();
+    headers.remove(header::SET_COOKIE);
+    for value in kept {
+        headers.append(header::SET_COOKIE, value);
     }
 }
 
@@ -861,6 +935,7 @@ mod tests {
         assert_eq!(header_token("Basic abc", Some("Bearer")), None);
         assert_eq!(header_token("Bearer ", Some("Bearer")), None);
         assert_eq!(header_token(" abc ", None), Some("abc"));
+        assert_eq!(header_token("abc", Some("Bearer")), Some("abc"), "bare");
     }
 
     #[test]
@@ -877,6 +952,26 @@ mod tests {
         strip_cookie(&mut headers, "a");
         strip_cookie(&mut headers, "b");
         assert!(headers.get(header::COOKIE).is_none());
+    }
+
+    #[test]
+    fn upstreams_cannot_set_jwtgates_cookies() {
+        let mut headers = HeaderMap::new();
+        for value in [
+            "a=1; Path=/",
+            " JWTGATE_SESSION=x; Path=/",
+            "jwtgate_gate=y",
+            "b=2",
+        ] {
+            headers.append(header::SET_COOKIE, HeaderValue::from_static(value));
+        }
+        strip_own_set_cookies(&mut headers);
+        let left: Vec<&str> = headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
+        assert_eq!(left, ["a=1; Path=/", "b=2"]);
     }
 
     #[test]

@@ -32,6 +32,20 @@ pub struct Identity {
     pub headers: Arc<[(HeaderName, HeaderValue)]>,
 }
 
+impl Identity {
+    /// jwtgate's own verdict as an identity (no claim headers: `self` has no table).
+    pub fn own(accepted: crate::state::Accepted) -> Identity {
+        Identity {
+            provider: Arc::from(SELF),
+            user: Some(accepted.user),
+            roles: accepted.roles,
+            scope: accepted.scope,
+            exp: accepted.exp,
+            headers: Arc::new([]),
+        }
+    }
+}
+
 /// Why a token is not accepted by a provider.
 #[derive(Debug)]
 pub enum Failure {
@@ -212,8 +226,9 @@ enum Keys {
 
 struct Cached {
     identity: Identity,
-    /// The keys that verified it: a verdict counts only while they are still the keys.
-    keys: usize,
+    /// The keys that verified it: a verdict counts only while they are still the keys. Weak,
+    /// so the old keys' memory is not reused for new keys that would compare equal.
+    keys: std::sync::Weak<KeySet>,
 }
 
 /// Cached verdicts per provider at most (then emptied, like the server's own cache).
@@ -282,11 +297,13 @@ impl External {
                     })?
             }
         };
-        let keys_id = Arc::as_ptr(&keys) as usize;
+
         if let Some(cache) = &self.cache {
             if let Ok(cache) = cache.lock() {
                 if let Some(hit) = cache.get(token) {
-                    if hit.keys == keys_id && hit.identity.exp.is_none_or(|exp| now < exp) {
+                    if std::ptr::eq(hit.keys.as_ptr(), Arc::as_ptr(&keys))
+                        && hit.identity.exp.is_none_or(|exp| now < exp)
+                    {
                         return Ok(hit.identity.clone());
                     }
                 }
@@ -327,7 +344,7 @@ impl External {
                     token.to_owned(),
                     Cached {
                         identity: identity.clone(),
-                        keys: keys_id,
+                        keys: Arc::downgrade(&keys),
                     },
                 );
             }

@@ -6,15 +6,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-use super::runtime::{Failure, ProviderRef};
+use axum::http::Method;
+
+use super::runtime::{Failure, Identity, ProviderRef};
 use crate::state::AppState;
 
 /// What keeps a websocket open: the token that opened it, still accepted by its provider.
@@ -23,6 +26,10 @@ pub struct Watch {
     pub provider: ProviderRef,
     /// `exp` + leeway: the moment the token stops being accepted.
     pub deadline: Option<i64>,
+    /// The route (its index in the gateway) and the path below it that were authorised: a
+    /// lost permission or role closes the websocket too.
+    pub route: usize,
+    pub path: String,
 }
 
 /// How often an open websocket's token is checked again (revocations, locks, key changes).
@@ -48,10 +55,15 @@ pub fn spawn_bridge(
                 return;
             }
         };
+        let limits = WebSocketConfig::default()
+            .max_message_size(Some(MAX_MESSAGE))
+            .max_frame_size(Some(MAX_MESSAGE));
         let client =
-            WebSocketStream::from_raw_socket(TokioIo::new(client), Role::Server, None).await;
+            WebSocketStream::from_raw_socket(TokioIo::new(client), Role::Server, Some(limits))
+                .await;
         let upstream =
-            WebSocketStream::from_raw_socket(TokioIo::new(upstream), Role::Client, None).await;
+            WebSocketStream::from_raw_socket(TokioIo::new(upstream), Role::Client, Some(limits))
+                .await;
         state.metrics.websocket_opened();
         let ended = relay(&state, client, upstream, watch).await;
         if let Some(reason) = ended {
@@ -61,17 +73,30 @@ pub fn spawn_bridge(
     });
 }
 
-type Stream = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+/// The largest message (and frame) relayed; larger ones end the connection.
+const MAX_MESSAGE: usize = 16 << 20;
 
-/// Relays until either side closes (`None`) or the token ends (`Some(reason)`).
+/// How long closing one side may take.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+type Stream = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+type Sink = Arc<tokio::sync::Mutex<SplitSink<Stream, Message>>>;
+
+/// Relays until either side closes (`None`) or the token ends (`Some(reason)`). Each direction
+/// runs in its own task, so a side that stops reading stalls only its direction, never the
+/// watch: at expiry both are stopped and the connections closed, whatever they were doing.
 async fn relay(
     state: &AppState,
     client: Stream,
     upstream: Stream,
     watch: Option<Watch>,
 ) -> Option<&'static str> {
-    let (mut to_client, mut from_client) = client.split();
-    let (mut to_upstream, mut from_upstream) = upstream.split();
+    let (to_client, from_client) = client.split();
+    let (to_upstream, from_upstream) = upstream.split();
+    let to_client: Sink = Arc::new(tokio::sync::Mutex::new(to_client));
+    let to_upstream: Sink = Arc::new(tokio::sync::Mutex::new(to_upstream));
+    let mut up = tokio::spawn(pump(from_client, Arc::clone(&to_upstream)));
+    let mut down = tokio::spawn(pump(from_upstream, Arc::clone(&to_client)));
     let mut recheck = tokio::time::interval(RECHECK);
     recheck.tick().await;
     let deadline = watch.as_ref().and_then(|w| w.deadline).map(|exp| {
@@ -87,33 +112,8 @@ async fn relay(
     tokio::pin!(expiry);
     let ended = loop {
         tokio::select! {
-            message = from_client.next() => match message {
-                Some(Ok(Message::Close(frame))) => {
-                    let _ = to_upstream.send(Message::Close(frame)).await;
-                    break None;
-                }
-                // Pings are answered by each side's own connection.
-                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
-                Some(Ok(message)) => {
-                    if to_upstream.send(message).await.is_err() {
-                        break None;
-                    }
-                }
-                Some(Err(_)) | None => break None,
-            },
-            message = from_upstream.next() => match message {
-                Some(Ok(Message::Close(frame))) => {
-                    let _ = to_client.send(Message::Close(frame)).await;
-                    break None;
-                }
-                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
-                Some(Ok(message)) => {
-                    if to_client.send(message).await.is_err() {
-                        break None;
-                    }
-                }
-                Some(Err(_)) | None => break None,
-            },
+            _ = &mut up => break None,
+            _ = &mut down => break None,
             () = &mut expiry => break Some("expired"),
             _ = recheck.tick(), if watch.is_some() => {
                 if let Some(watch) = &watch {
@@ -124,50 +124,88 @@ async fn relay(
             }
         }
     };
-    if let Some(reason) = ended {
+    up.abort();
+    down.abort();
+    let frames = ended.map(|reason| {
         let (code, text) = if reason == "expired" {
             (CloseCode::from(EXPIRED), "token expired")
         } else {
             (CloseCode::Policy, "token no longer accepted")
         };
-        let frame = CloseFrame {
-            code,
-            reason: text.into(),
-        };
-        let _ = to_client.send(Message::Close(Some(frame))).await;
-        let _ = to_upstream
-            .send(Message::Close(Some(CloseFrame {
+        (
+            CloseFrame {
+                code,
+                reason: text.into(),
+            },
+            CloseFrame {
                 code: CloseCode::Away,
                 reason: "".into(),
-            })))
-            .await;
+            },
+        )
+    });
+    let (client_frame, upstream_frame) = match frames {
+        Some((client, upstream)) => (Some(client), Some(upstream)),
+        None => (None, None),
+    };
+    // Close both sides (or finish the close one side began), each within a bound: a peer
+    // that does not read cannot hold the connection.
+    for (sink, frame) in [(to_client, client_frame), (to_upstream, upstream_frame)] {
+        let _ = tokio::time::timeout(CLOSE_WAIT, async move {
+            let mut sink = sink.lock().await;
+            if let Some(frame) = frame {
+                let _ = sink.send(Message::Close(Some(frame))).await;
+            }
+            let _ = sink.close().await;
+        })
+        .await;
     }
-    // Give the client a moment to answer the close, then drop both connections.
-    let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        while let Some(Ok(_)) = from_client.next().await {}
-    })
-    .await;
     ended
 }
 
-/// `None` while the token is accepted; otherwise why the websocket must close.
+/// Passes messages from one side to the other until either ends; a close is passed on.
+async fn pump(mut from: SplitStream<Stream>, to: Sink) {
+    while let Some(Ok(message)) = from.next().await {
+        match message {
+            // Pings are answered by each side's own connection.
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+            Message::Close(frame) => {
+                let _ = to.lock().await.send(Message::Close(frame)).await;
+                return;
+            }
+            message => {
+                if to.lock().await.send(message).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// `None` while the token is accepted and the route would still let it in; otherwise why
+/// the websocket must close.
 async fn still_accepted(state: &AppState, watch: &Watch) -> Option<&'static str> {
     let now = crate::cli::now();
-    let refusal = match &watch.provider {
-        ProviderRef::Own => crate::check::check(state, &watch.token, now)
-            .err()
-            .map(|r| r.code()),
+    let identity = match &watch.provider {
+        ProviderRef::Own => match crate::check::check(state, &watch.token, now) {
+            Ok(accepted) => Identity::own(accepted),
+            Err(refusal) => return Some(reason(refusal.code())),
+        },
         ProviderRef::External(external) => match external.verify(&watch.token, now).await {
-            Ok(_) => None,
-            Err(Failure::Invalid { code, .. }) => Some(code),
-            Err(Failure::Unavailable(_)) => Some("keys_unavailable"),
+            Ok(identity) => identity,
+            Err(Failure::Invalid { code, .. }) => return Some(reason(code)),
+            Err(Failure::Unavailable(_)) => return Some("revoked"),
         },
     };
-    refusal.map(|code| {
-        if code == "expired" {
-            "expired"
-        } else {
-            "revoked"
-        }
-    })
+    let route = state.gateway.routes.get(watch.route)?;
+    super::proxy::authorize(state, route, &identity, &Method::GET, &watch.path)
+        .err()
+        .map(|_| "forbidden")
+}
+
+fn reason(code: &str) -> &'static str {
+    if code == "expired" {
+        "expired"
+    } else {
+        "revoked"
+    }
 }

@@ -25,6 +25,9 @@ pub enum PathError {
     AboveRoot,
     /// A raw backslash, which some servers treat as `/`.
     Backslash,
+    /// A dot segment with path parameters (`..;x`), which servers that strip parameters
+    /// (Tomcat, Jetty) resolve as `..` after any check has passed.
+    DotParameters,
     /// Not in canonical form (`strict_path`): dot segments, `//`, `;`, whitespace, control or
     /// non-ASCII characters, which a server behind the proxy may read differently.
     NotCanonical(&'static str),
@@ -43,6 +46,9 @@ impl fmt::Display for PathError {
             PathError::NotUtf8 => "the decoded path is not UTF-8",
             PathError::AboveRoot => "the path climbs above the root with '..'",
             PathError::Backslash => "the path has a backslash",
+            PathError::DotParameters => {
+                "the path has a dot segment with parameters ('..;' or '.;')"
+            }
             PathError::NotCanonical(what) => return write!(f, "the path is not canonical: {what}"),
         })
     }
@@ -62,6 +68,11 @@ pub fn normalize_path(raw: &str) -> Result<String, PathError> {
     let mut segments: Vec<&str> = Vec::new();
     let mut trailing = false;
     for segment in text.split('/').skip(1) {
+        if let Some((name, _)) = segment.split_once(';') {
+            if matches!(name, "" | "." | "..") {
+                return Err(PathError::DotParameters);
+            }
+        }
         trailing = matches!(segment, "" | "." | "..");
         match segment {
             "" | "." => {}
@@ -209,6 +220,20 @@ pub fn verb_allowed<'a>(verbs: Option<impl IntoIterator<Item = &'a str>>, method
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dot_segments_with_parameters_are_refused() {
+        for raw in [
+            "/vm1/..;/vm2",
+            "/a/.;x/b",
+            "/a/%2e%2e;/b",
+            "/a/..%3B/b",
+            "/;x/a",
+        ] {
+            assert_eq!(normalize_path(raw), Err(PathError::DotParameters), "{raw}");
+        }
+        assert_eq!(normalize_path("/a;v=1/b;x").unwrap(), "/a;v=1/b;x");
+    }
 
     #[test]
     fn encoded_paths_read_back_as_the_normalised_path() {
