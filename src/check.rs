@@ -3,6 +3,8 @@
 //! server's rules, then revocation and the user's current roles (the `Directory`). No HTTP in
 //! here: a token goes in, an `Accepted` or a `Refusal` comes out.
 
+use std::sync::Arc;
+
 use jwtgate_core::{verify, Reject};
 
 use crate::access::Denied;
@@ -30,7 +32,7 @@ impl Refusal {
 
 /// Checks `token` at `now`. Counts the outcome in the metrics; a refusal is logged at debug
 /// level with the token's fingerprint only.
-pub fn check(state: &AppState, token: &str, now: i64) -> Result<Accepted, Refusal> {
+pub fn check(state: &AppState, token: &str, now: i64) -> Result<Arc<Accepted>, Refusal> {
     if let Some(accepted) = state.cached(token, now) {
         state.metrics.cache_hit();
         state.metrics.check("accepted");
@@ -38,11 +40,11 @@ pub fn check(state: &AppState, token: &str, now: i64) -> Result<Accepted, Refusa
     }
     // Read before verifying: a change that lands meanwhile makes the verdict stale at once.
     let generation = state.generation();
-    let result = decide(state, token, now);
+    let result = decide(state, token, now).map(|accepted| Arc::new(accepted.at(generation)));
     match &result {
         Ok(accepted) => {
             state.metrics.check("accepted");
-            state.remember(token, accepted, generation);
+            state.remember(token, accepted);
         }
         Err(refusal) => {
             state.metrics.check(refusal.code());

@@ -8,8 +8,11 @@ use std::sync::Mutex;
 
 #[derive(Debug, Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(String, u16), u64>>,
+    /// By route, then status: looked up by `&str`, so counting allocates only a new route.
+    requests: Mutex<BTreeMap<String, BTreeMap<u16, u64>>>,
     checks: Mutex<BTreeMap<&'static str, u64>>,
+    /// The common outcome, counted without the lock.
+    accepted: AtomicU64,
     login_failures: AtomicU64,
     password_checks: AtomicU64,
     cache_hits: AtomicU64,
@@ -22,12 +25,20 @@ impl Metrics {
     /// variety would grow the table without bound).
     pub fn request(&self, route: &str, status: u16) {
         if let Ok(mut requests) = self.requests.lock() {
-            *requests.entry((route.to_owned(), status)).or_default() += 1;
+            let statuses = match requests.get_mut(route) {
+                Some(statuses) => statuses,
+                None => requests.entry(route.to_owned()).or_default(),
+            };
+            *statuses.entry(status).or_default() += 1;
         }
     }
 
     /// One token check: `accepted`, or the code of the reason it was refused.
     pub fn check(&self, outcome: &'static str) {
+        if outcome == "accepted" {
+            self.accepted.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         if let Ok(mut checks) = self.checks.lock() {
             *checks.entry(outcome).or_default() += 1;
         }
@@ -64,18 +75,26 @@ impl Metrics {
         out.push_str("# HELP jwtgate_http_requests_total HTTP requests by route and status.\n");
         out.push_str("# TYPE jwtgate_http_requests_total counter\n");
         if let Ok(requests) = self.requests.lock() {
-            for ((route, status), n) in requests.iter() {
-                let _ = writeln!(
-                    out,
-                    "jwtgate_http_requests_total{{route=\"{}\",status=\"{status}\"}} {n}",
-                    escape(route)
-                );
+            for (route, statuses) in requests.iter() {
+                for (status, n) in statuses {
+                    let _ = writeln!(
+                        out,
+                        "jwtgate_http_requests_total{{route=\"{}\",status=\"{status}\"}} {n}",
+                        escape(route)
+                    );
+                }
             }
         }
         out.push_str("# HELP jwtgate_token_checks_total Token checks by outcome (accepted, or why refused).\n");
         out.push_str("# TYPE jwtgate_token_checks_total counter\n");
         if let Ok(checks) = self.checks.lock() {
-            for (outcome, n) in checks.iter() {
+            let accepted = self.accepted.load(Ordering::Relaxed);
+            let all = checks
+                .iter()
+                .map(|(o, n)| (*o, *n))
+                .chain((accepted > 0).then_some(("accepted", accepted)))
+                .collect::<BTreeMap<_, _>>();
+            for (outcome, n) in all.iter() {
                 let _ = writeln!(
                     out,
                     "jwtgate_token_checks_total{{outcome=\"{outcome}\"}} {n}"

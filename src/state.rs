@@ -14,8 +14,19 @@ use crate::config::Config;
 use crate::model::Model;
 use crate::store::Kind;
 
+/// Cloned for every request (axum's `State`), so one reference count to bump.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+pub struct Shared {
     pub config: Arc<Config>,
     pub model: Model,
     /// The gateway's routes and providers, ready to serve.
@@ -31,7 +42,7 @@ pub struct AppState {
     /// Bumped on every change to users, roles, revocations or keys: cached verdicts from an
     /// older generation are not used.
     generation: Arc<AtomicU64>,
-    cache: Arc<Mutex<HashMap<String, Accepted>>>,
+    cache: Arc<Mutex<HashMap<String, Arc<Accepted>>>>,
     challenges: Arc<Mutex<HashMap<String, Challenge>>>,
     pub throttle: Arc<crate::throttle::Throttle>,
     pub metrics: Arc<crate::metrics::Metrics>,
@@ -98,6 +109,12 @@ impl Scope {
 }
 
 impl Accepted {
+    /// The verdict as reached at `generation` of the directory.
+    pub fn at(mut self, generation: u64) -> Accepted {
+        self.generation = generation;
+        self
+    }
+
     /// A verdict just reached (not from the cache), for `user` with `roles`.
     pub fn new(user: String, roles: Vec<String>, claims: &jwtgate_core::Claims) -> Accepted {
         let scope = claims.urls().map(|urls| {
@@ -165,7 +182,7 @@ impl AppState {
             .audiences(config.login.audiences.clone())
             .allow_missing_audience()
             .allow_missing_exp();
-        Ok(AppState {
+        Ok(AppState(Arc::new(Shared {
             rules: Arc::new(rules),
             config: Arc::new(config),
             model,
@@ -180,7 +197,7 @@ impl AppState {
             metrics: Arc::default(),
             hashing: Arc::new(tokio::sync::Semaphore::new(hashing_slots())),
             dummy_hash: dummy_hash.into(),
-        })
+        })))
     }
 
     /// The rules tokens this server issued must pass.
@@ -252,7 +269,7 @@ impl AppState {
     }
 
     /// A cached verdict for `token`, if it is from the current generation and unexpired.
-    pub fn cached(&self, token: &str, now: i64) -> Option<Accepted> {
+    pub fn cached(&self, token: &str, now: i64) -> Option<Arc<Accepted>> {
         if !self.config.verdict_cache {
             return None;
         }
@@ -264,9 +281,9 @@ impl AppState {
             .cloned()
     }
 
-    /// Remembers that `token` was accepted. `generation` is the one read before verifying,
-    /// so a change that landed meanwhile makes the entry stale at once.
-    pub fn remember(&self, token: &str, accepted: &Accepted, generation: u64) {
+    /// Remembers that `token` was accepted. Its generation is the one read before verifying
+    /// (`Accepted::at`), so a change that landed meanwhile makes the entry stale at once.
+    pub fn remember(&self, token: &str, accepted: &Arc<Accepted>) {
         if !self.config.verdict_cache {
             return;
         }
@@ -274,9 +291,7 @@ impl AppState {
             if cache.len() >= CACHE_ENTRIES {
                 cache.clear();
             }
-            let mut entry = accepted.clone();
-            entry.generation = generation;
-            cache.insert(token.to_owned(), entry);
+            cache.insert(token.to_owned(), Arc::clone(accepted));
         }
     }
 

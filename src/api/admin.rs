@@ -6,6 +6,7 @@
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -128,7 +129,7 @@ fn err(e: impl Into<ApiError>) -> Fail {
 }
 
 /// The authenticated caller. A gate token is refused: it opens its paths and nothing else.
-fn caller(state: &AppState, headers: &HeaderMap) -> Result<Accepted, Fail> {
+fn caller(state: &AppState, headers: &HeaderMap) -> Result<Arc<Accepted>, Fail> {
     let (_, accepted) = authenticate(state, headers, crate::cli::now())?;
     if accepted.scope.is_some() {
         return Err(gate_token_refused());
@@ -146,7 +147,11 @@ pub(super) fn gate_token_refused() -> Fail {
 }
 
 /// The caller, who must hold `permission`.
-fn caller_with(state: &AppState, headers: &HeaderMap, permission: &str) -> Result<Accepted, Fail> {
+fn caller_with(
+    state: &AppState,
+    headers: &HeaderMap,
+    permission: &str,
+) -> Result<Arc<Accepted>, Fail> {
     let caller = caller(state, headers)?;
     require(state, &caller, permission)?;
     Ok(caller)
@@ -183,7 +188,7 @@ fn self_or(
     headers: &HeaderMap,
     name: &str,
     permission: &str,
-) -> Result<(Accepted, String), Fail> {
+) -> Result<(Arc<Accepted>, String), Fail> {
     let caller = caller(state, headers)?;
     let name = target(&caller, name);
     if name != caller.user {

@@ -209,7 +209,7 @@ pub(super) fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
     now: i64,
-) -> Result<(String, Accepted), Box<Response>> {
+) -> Result<(String, std::sync::Arc<Accepted>), Box<Response>> {
     let Some(token) = token_from(headers) else {
         state.metrics.check("missing_token");
         return Err(Box::new(challenge(

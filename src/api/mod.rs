@@ -110,24 +110,19 @@ async fn gateway_or_not_found(State(state): State<AppState>, request: Request) -
 
 /// Counts every answered request by its route pattern (or gateway route) and status.
 async fn count_request(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let matched = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned());
+    let matched = request.extensions().get::<MatchedPath>().cloned();
     let method = request.method().clone();
     let response = next.run(request).await;
-    let route = match (
-        matched,
-        response
-            .extensions()
-            .get::<crate::gateway::proxy::RouteLabel>(),
-    ) {
-        (Some(matched), _) => matched,
-        (None, Some(label)) => label.0.to_string(),
-        (None, None) => "unmatched".to_owned(),
+    let label = response
+        .extensions()
+        .get::<crate::gateway::proxy::RouteLabel>();
+    let route = match (&matched, label) {
+        (Some(matched), _) => matched.as_str(),
+        (None, Some(label)) => &label.0,
+        (None, None) => "unmatched",
     };
     let status = response.status().as_u16();
-    state.metrics.request(&route, status);
+    state.metrics.request(route, status);
     // The route pattern, never the path or query (a query can hold a token).
     tracing::debug!(%method, route, status, "request");
     response

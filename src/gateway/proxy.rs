@@ -32,7 +32,13 @@ pub async fn handle(state: &AppState, request: Request) -> Result<Response, Requ
     if gateway.routes.is_empty() {
         return Err(request);
     }
-    let path = match jwtgate_core::scope::normalize_path(request.uri().path()) {
+    let raw = request.uri().path();
+    let normalised = if jwtgate_core::scope::is_normal(raw) {
+        Ok(raw.to_owned())
+    } else {
+        jwtgate_core::scope::normalize_path(raw)
+    };
+    let path = match normalised {
         Ok(path) => path,
         Err(e) => {
             return Ok(refuse(
@@ -100,7 +106,7 @@ async fn serve(state: &AppState, rt: &RouteRt, path: &str, request: Request) -> 
                 route: route_index(state, rt),
                 path: inner.to_owned(),
                 deadline: who
-                    .exp
+                    .exp()
                     .map(|exp| exp.saturating_add_unsigned(state.config.leeway)),
             });
         }
@@ -178,7 +184,7 @@ async fn authenticate<'r>(
     for provider in candidates {
         let result = match provider {
             ProviderRef::Own => match crate::check::check(state, &token, now) {
-                Ok(accepted) => Ok(Identity::own(accepted)),
+                Ok(accepted) => Ok(Identity::Own(accepted)),
                 // A revoked token, or one whose user is locked or gone, is jwtgate's to refuse:
                 // no other provider may take it instead.
                 Err(refusal @ crate::check::Refusal::Denied(_)) => {
@@ -345,7 +351,7 @@ fn header_token<'v>(value: &'v str, prefix: Option<&str>) -> Option<&'v str> {
             Some((scheme, rest)) if scheme.eq_ignore_ascii_case(prefix) => rest.trim(),
             // Another scheme (Basic credentials) is not a token.
             Some(_) => return None,
-                        // The scheme alone is no token.
+            // The scheme alone is no token.
             None if value.eq_ignore_ascii_case(prefix) => return None,
             // A bare token, as `/auth` reads it too.
             None => value,
@@ -408,7 +414,7 @@ pub(super) fn authorize(
     let route = &rt.route;
     let forbidden =
         |code: &'static str, message: String| ApiError::new(StatusCode::FORBIDDEN, code, message);
-    if let Some(scope) = &who.scope {
+    if let Some(scope) = who.scope() {
         if !route.gate_scope {
             return Err(forbidden(
                 "gate_token_refused",
@@ -441,9 +447,9 @@ pub(super) fn authorize(
             ),
         ));
     }
-    let user = who.user.as_deref().unwrap_or("(no sub)");
+    let user = who.user().unwrap_or("(no sub)");
     for permission in &route.require_permissions {
-        if !state.with_directory(|d| d.allows(&who.roles, permission)) {
+        if !state.with_directory(|d| d.allows(who.roles(), permission)) {
             return Err(forbidden(
                 "permission_denied",
                 format!("user '{user}' lacks the permission '{permission}'"),
@@ -451,7 +457,7 @@ pub(super) fn authorize(
         }
     }
     for role in &route.require_roles {
-        if !who.roles.iter().any(|r| r == role) {
+        if !who.roles().iter().any(|r| r == role) {
             return Err(forbidden(
                 "role_missing",
                 format!("user '{user}' lacks the role '{role}'"),
@@ -760,20 +766,16 @@ fn rewrite_headers(
         headers.remove(&X_REAL_IP);
     }
     let Some(who) = identity else { return };
-    if let Some(user) = who
-        .user
-        .as_deref()
-        .and_then(|u| HeaderValue::from_str(u).ok())
-    {
+    if let Some(user) = who.user().and_then(|u| HeaderValue::from_str(u).ok()) {
         headers.insert(X_AUTH_USER.clone(), user);
     }
-    if let Ok(roles) = HeaderValue::from_str(&who.roles.join(",")) {
+    if let Ok(roles) = HeaderValue::from_str(&who.roles().join(",")) {
         headers.insert(X_AUTH_ROLES.clone(), roles);
     }
-    if let Ok(provider) = HeaderValue::from_str(&who.provider) {
+    if let Ok(provider) = HeaderValue::from_str(who.provider()) {
         headers.insert(X_AUTH_PROVIDER.clone(), provider);
     }
-    for (name, value) in who.headers.iter() {
+    for (name, value) in who.headers() {
         headers.insert(name.clone(), value.clone());
     }
 }

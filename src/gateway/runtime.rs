@@ -13,35 +13,75 @@ use jwtgate_core::{KeySet, Rules};
 use super::config::{Gateway, KeySource, Provider, Route, Target, TokenSource, SELF};
 use super::jwks::{JwksError, RemoteKeys};
 use super::upstream::{BearerFile, Upstream};
-use crate::state::Scope;
+use crate::state::{Accepted, Scope};
 
-/// Who a token says the request is for, once a route's provider accepted it.
+/// Who a token says the request is for, once a route's provider accepted it: jwtgate's own
+/// verdict, or what another issuer's token claims. Shared with the caches (no copy per
+/// request).
 #[derive(Clone, Debug)]
-pub struct Identity {
-    /// The provider that accepted the token (`self` or a `[[provider]]` name).
+pub enum Identity {
+    Own(Arc<Accepted>),
+    Claimed(Arc<Claimed>),
+}
+
+/// A `[[provider]]`'s verified token, as the gateway uses it.
+#[derive(Debug)]
+pub struct Claimed {
     pub provider: Arc<str>,
-    /// jwtgate's user, or the token's `sub`.
     pub user: Option<String>,
-    /// jwtgate's user's current roles, or the token's `roles` claim.
+    /// The token's `roles` claim.
     pub roles: Vec<String>,
-    /// A gate token's scope (jwtgate's own tokens only).
-    pub scope: Option<Arc<Scope>>,
-    /// `exp`; a websocket the token opened is closed at `exp` + leeway.
     pub exp: Option<i64>,
     /// `claims_to_headers`, computed once per token.
-    pub headers: Arc<[(HeaderName, HeaderValue)]>,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl Identity {
-    /// jwtgate's own verdict as an identity (no claim headers: `self` has no table).
-    pub fn own(accepted: crate::state::Accepted) -> Identity {
-        Identity {
-            provider: Arc::from(SELF),
-            user: Some(accepted.user),
-            roles: accepted.roles,
-            scope: accepted.scope,
-            exp: accepted.exp,
-            headers: Arc::new([]),
+    /// The provider that accepted the token (`self` or a `[[provider]]` name).
+    pub fn provider(&self) -> &str {
+        match self {
+            Identity::Own(_) => SELF,
+            Identity::Claimed(c) => &c.provider,
+        }
+    }
+
+    /// jwtgate's user, or the token's `sub`.
+    pub fn user(&self) -> Option<&str> {
+        match self {
+            Identity::Own(a) => Some(&a.user),
+            Identity::Claimed(c) => c.user.as_deref(),
+        }
+    }
+
+    /// jwtgate's user's current roles, or the token's `roles` claim.
+    pub fn roles(&self) -> &[String] {
+        match self {
+            Identity::Own(a) => &a.roles,
+            Identity::Claimed(c) => &c.roles,
+        }
+    }
+
+    /// A gate token's scope (jwtgate's own tokens only).
+    pub fn scope(&self) -> Option<&Scope> {
+        match self {
+            Identity::Own(a) => a.scope.as_deref(),
+            Identity::Claimed(_) => None,
+        }
+    }
+
+    /// `exp`; a websocket the token opened is closed at `exp` + leeway.
+    pub fn exp(&self) -> Option<i64> {
+        match self {
+            Identity::Own(a) => a.exp,
+            Identity::Claimed(c) => c.exp,
+        }
+    }
+
+    /// Headers from `claims_to_headers`.
+    pub fn headers(&self) -> &[(HeaderName, HeaderValue)] {
+        match self {
+            Identity::Own(_) => &[],
+            Identity::Claimed(c) => &c.headers,
         }
     }
 }
@@ -302,7 +342,7 @@ impl External {
             if let Ok(cache) = cache.lock() {
                 if let Some(hit) = cache.get(token) {
                     if std::ptr::eq(hit.keys.as_ptr(), Arc::as_ptr(&keys))
-                        && hit.identity.exp.is_none_or(|exp| now < exp)
+                        && hit.identity.exp().is_none_or(|exp| now < exp)
                     {
                         return Ok(hit.identity.clone());
                     }
@@ -327,14 +367,13 @@ impl External {
                 headers.push((name, value));
             }
         }
-        let identity = Identity {
+        let identity = Identity::Claimed(Arc::new(Claimed {
             provider: Arc::clone(&self.name),
             user: claims.sub().map(str::to_owned),
             roles: claims.roles().map(|r| r.to_vec()).unwrap_or_default(),
-            scope: None,
             exp: claims.exp(),
-            headers: headers.into(),
-        };
+            headers,
+        }));
         if let Some(cache) = &self.cache {
             if let Ok(mut cache) = cache.lock() {
                 if cache.len() >= CACHE_ENTRIES {

@@ -187,7 +187,7 @@ async fn still_accepted(state: &AppState, watch: &Watch) -> Option<&'static str>
     let now = crate::cli::now();
     let identity = match &watch.provider {
         ProviderRef::Own => match crate::check::check(state, &watch.token, now) {
-            Ok(accepted) => Identity::own(accepted),
+            Ok(accepted) => Identity::Own(accepted),
             Err(refusal) => return Some(reason(refusal.code())),
         },
         ProviderRef::External(external) => match external.verify(&watch.token, now).await {
