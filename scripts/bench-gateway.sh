@@ -4,7 +4,9 @@
 #   nginx plain reverse proxy                 (the reference: proxying with no auth at all)
 #   jwtgate gateway, ES256 token, verdict cache on
 #   jwtgate gateway, ES256 token, verdict cache off (every request verifies the signature)
-#   nginx auth_request -> jwtgate /auth, then nginx proxies (forward-auth as deployed)
+#   nginx auth_request -> jwtgate /auth, then nginx proxies (forward-auth as deployed), with
+#   jwtgate's verdict cache on, and off (the same verification work per request as the
+#   gateway with its cache off)
 # Prints a Markdown table for BENCHMARKS.md. Not run by CI (it takes a minute and needs a quiet
 # machine). Installs wrk and nginx when missing (Debian).
 #
@@ -208,6 +210,8 @@ start_jwtgate false
 wrk -t1 -c4 -d2s -H "$BEARER" "http://127.0.0.1:$JPORT/app/" >/dev/null
 ROW=$(run "jwtgate gateway, verdict cache off" "http://127.0.0.1:$JPORT/app/" -H "$BEARER")
 RESULTS+=("$ROW")
+ROW=$(run "nginx auth_request -> jwtgate /auth (cache off), nginx proxy" "http://127.0.0.1:$NPORT/gated/" -H "$BEARER")
+RESULTS+=("$ROW")
 stop_jwtgate
 
 echo
@@ -216,11 +220,13 @@ echo "Command: scripts/bench-gateway.sh $DURATION $CONNECTIONS (wrk -t$THREADS -
 echo
 REFERENCE=$(cut -d'|' -f2 <<<"${RESULTS[0]}")
 FORWARD=$(cut -d'|' -f2 <<<"${RESULTS[2]}")
-echo "| run | req/s | p99 latency | req/s vs nginx proxy | req/s vs nginx auth_request |"
-echo "|---|---:|---:|---:|---:|"
+FORWARD_OFF=$(cut -d'|' -f2 <<<"${RESULTS[4]}")
+echo "| run | req/s | p99 latency | req/s vs nginx proxy | vs nginx auth_request (cache on) | vs nginx auth_request (cache off) |"
+echo "|---|---:|---:|---:|---:|---:|"
 for row in "${RESULTS[@]}"; do
     IFS='|' read -r label rps p99 <<<"$row"
     ratio=$(awk -v a="$rps" -v b="$REFERENCE" 'BEGIN { printf "%.2f", a / b }')
     vs_forward=$(awk -v a="$rps" -v b="$FORWARD" 'BEGIN { printf "%.2f", a / b }')
-    echo "| $label | $rps | $p99 | $ratio | $vs_forward |"
+    vs_off=$(awk -v a="$rps" -v b="$FORWARD_OFF" 'BEGIN { printf "%.2f", a / b }')
+    echo "| $label | $rps | $p99 | $ratio | $vs_forward | $vs_off |"
 done
