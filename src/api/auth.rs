@@ -319,11 +319,14 @@ pub(super) fn cookie(
     format!("{name}={token}; Path=/; HttpOnly; SameSite=Lax{max_age}{secure}")
 }
 
-/// A 401 with the RFC 6750 challenge; `invalid` adds `error="invalid_token"` and the reason.
-pub(super) fn challenge(code: &'static str, reason: &str, invalid: bool) -> Response {
-    let mut response =
-        ApiError::new(StatusCode::UNAUTHORIZED, code, reason.to_owned()).into_response();
-    let value = if invalid {
+/// A `WWW-Authenticate` value (RFC 6750 §3): `Bearer`, with `realm` when given, and with
+/// `error="invalid_token"` and the reason when a token was sent and refused.
+pub(crate) fn bearer_challenge(realm: Option<&str>, refused: Option<&str>) -> String {
+    let mut params: Vec<String> = Vec::new();
+    if let Some(realm) = realm {
+        params.push(format!("realm=\"{realm}\""));
+    }
+    if let Some(reason) = refused {
         // Quoted-string: no '"' or '\' inside, no control characters.
         let reason: String = reason
             .chars()
@@ -335,10 +338,21 @@ pub(super) fn challenge(code: &'static str, reason: &str, invalid: bool) -> Resp
                 }
             })
             .collect();
-        format!("Bearer error=\"invalid_token\", error_description=\"{reason}\"")
-    } else {
+        params.push("error=\"invalid_token\"".to_owned());
+        params.push(format!("error_description=\"{reason}\""));
+    }
+    if params.is_empty() {
         "Bearer".to_owned()
-    };
+    } else {
+        format!("Bearer {}", params.join(", "))
+    }
+}
+
+/// A 401 with the RFC 6750 challenge; `invalid` adds `error="invalid_token"` and the reason.
+pub(super) fn challenge(code: &'static str, reason: &str, invalid: bool) -> Response {
+    let mut response =
+        ApiError::new(StatusCode::UNAUTHORIZED, code, reason.to_owned()).into_response();
+    let value = bearer_challenge(None, invalid.then_some(reason));
     if let Ok(value) = HeaderValue::from_str(&value) {
         response
             .headers_mut()

@@ -19,7 +19,7 @@ use axum::routing::{any, get, post, put};
 use axum::Router;
 
 use crate::state::AppState;
-pub(crate) use auth::over_https;
+pub(crate) use auth::{bearer_challenge, over_https};
 pub use auth::{GATE_COOKIE, SESSION_COOKIE};
 use error::ApiError;
 

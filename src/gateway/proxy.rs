@@ -902,21 +902,7 @@ fn refuse(status: StatusCode, code: &'static str, message: String) -> Response {
 /// A 401 with `WWW-Authenticate: Bearer realm="jwtgate"`, and `error="invalid_token"` with the
 /// reason when a token was sent (RFC 6750 §3).
 fn challenge(code: &'static str, message: String, invalid: bool) -> Response {
-    let value = if invalid {
-        let reason: String = message
-            .chars()
-            .map(|c| {
-                if c == '"' || c == '\\' || c.is_control() {
-                    '\''
-                } else {
-                    c
-                }
-            })
-            .collect();
-        format!("Bearer realm=\"{REALM}\", error=\"invalid_token\", error_description=\"{reason}\"")
-    } else {
-        format!("Bearer realm=\"{REALM}\"")
-    };
+    let value = crate::api::bearer_challenge(Some(REALM), invalid.then_some(message.as_str()));
     let mut response = refuse(StatusCode::UNAUTHORIZED, code, message);
     if let Ok(value) = HeaderValue::from_str(&value) {
         response

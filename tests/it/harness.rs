@@ -357,17 +357,26 @@ pub fn echo_upstream() -> u16 {
     port
 }
 
-fn echo(mut stream: std::net::TcpStream) {
-    use std::io::{Read, Write};
+/// Reads one request head (up to the blank line); `None` when the connection ends first.
+fn read_head(stream: &mut std::net::TcpStream) -> Option<String> {
+    use std::io::Read;
     let mut request = Vec::new();
     let mut buf = [0u8; 4096];
     while !request.windows(4).any(|w| w == b"\r\n\r\n") {
         match stream.read(&mut buf) {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => return None,
             Ok(n) => request.extend_from_slice(&buf[..n]),
         }
     }
-    let request = String::from_utf8_lossy(&request);
+    let text = String::from_utf8_lossy(&request);
+    Some(text.split("\r\n\r\n").next().unwrap_or_default().to_owned())
+}
+
+fn echo(mut stream: std::net::TcpStream) {
+    use std::io::Write;
+    let Some(request) = read_head(&mut stream) else {
+        return;
+    };
     let header = |wanted: &str| {
         request
             .lines()
@@ -406,18 +415,11 @@ pub fn mirror_upstream() -> u16 {
 }
 
 fn mirror(mut stream: std::net::TcpStream) {
-    use std::io::{Read, Write};
+    use std::io::Write;
     loop {
-        let mut request = Vec::new();
-        let mut buf = [0u8; 4096];
-        while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-            match stream.read(&mut buf) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => request.extend_from_slice(&buf[..n]),
-            }
-        }
-        let text = String::from_utf8_lossy(&request);
-        let head = text.split("\r\n\r\n").next().unwrap_or_default().to_owned();
+        let Some(head) = read_head(&mut stream) else {
+            return;
+        };
         let response = format!(
             "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{head}",
             head.len()

@@ -104,28 +104,7 @@ pub fn is_normal(raw: &str) -> bool {
     if bytes.first() != Some(&b'/') {
         return false;
     }
-    let plain = bytes.iter().all(|&b| {
-        b.is_ascii_alphanumeric()
-            || matches!(
-                b,
-                b'-' | b'.'
-                    | b'_'
-                    | b'~'
-                    | b'!'
-                    | b'$'
-                    | b'&'
-                    | b'\''
-                    | b'('
-                    | b')'
-                    | b'*'
-                    | b'+'
-                    | b','
-                    | b'='
-                    | b':'
-                    | b'@'
-                    | b'/'
-            )
-    });
+    let plain = bytes.iter().all(|&b| is_path_char(b) && b != b';');
     // Without "//", the only empty segment is the one after a trailing '/'.
     plain && !raw.contains("//") && !raw.split('/').any(|s| s == "." || s == "..")
 }
@@ -157,34 +136,37 @@ pub fn strict_path(raw: &str) -> Result<String, PathError> {
     Ok(normal)
 }
 
+/// An RFC 3986 path character that needs no encoding: unreserved, sub-delims, `:`, `@`, `/`.
+fn is_path_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'.'
+                | b'_'
+                | b'~'
+                | b'!'
+                | b'$'
+                | b'&'
+                | b'\''
+                | b'('
+                | b')'
+                | b'*'
+                | b'+'
+                | b','
+                | b';'
+                | b'='
+                | b':'
+                | b'@'
+                | b'/'
+        )
+}
+
 /// A normalised path written for a request line: every byte that is not an RFC 3986 path
 /// character (unreserved, sub-delims, `:`, `@`, `/`) percent-encoded, so that what a server
 /// behind the gateway reads is exactly the path the gateway matched. Borrowed when nothing
 /// needs encoding (the usual case).
 pub fn encode_path(path: &str) -> std::borrow::Cow<'_, str> {
-    let keep = |b: u8| {
-        b.is_ascii_alphanumeric()
-            || matches!(
-                b,
-                b'-' | b'.'
-                    | b'_'
-                    | b'~'
-                    | b'!'
-                    | b'$'
-                    | b'&'
-                    | b'\''
-                    | b'('
-                    | b')'
-                    | b'*'
-                    | b'+'
-                    | b','
-                    | b';'
-                    | b'='
-                    | b':'
-                    | b'@'
-                    | b'/'
-            )
-    };
+    let keep = is_path_char;
     if path.bytes().all(keep) {
         return std::borrow::Cow::Borrowed(path);
     }
