@@ -178,6 +178,47 @@ fn a_protected_route_passes_on_only_what_the_upstream_should_see() {
         },
         |status| *status == 401,
     );
+    // A gate token opens gate_scope routes only, whatever paths it names.
+    cli.run(&["user", "add", "gate-maker:admin:gm-pw"]).ok();
+    let gate = cli
+        .run(&[
+            "gatetoken",
+            "create",
+            "any",
+            "--url",
+            "/*",
+            "--user",
+            "gate-maker",
+        ])
+        .ok();
+    let gate_bearer = format!("Bearer {}", gate.trim());
+    let r = server.request(
+        "GET",
+        "/app/items",
+        &[("Authorization", gate_bearer.as_str())],
+        "",
+    );
+    assert_eq!(
+        (r.status, error_of(&r).as_str()),
+        (403, "gate_token_refused")
+    );
+    // A websocket upgrade on a route without websocket = true.
+    let r = server.request(
+        "GET",
+        "/app/ws",
+        &[
+            ("Authorization", bearer.as_str()),
+            ("Upgrade", "websocket"),
+            ("Connection", "Upgrade"),
+            ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+            ("Sec-WebSocket-Version", "13"),
+        ],
+        "",
+    );
+    assert_eq!(
+        (r.status, error_of(&r).as_str()),
+        (400, "websocket_not_enabled")
+    );
     // A dot segment with parameters (Tomcat reads `..;` as `..`), CONNECT and TRACE: refused.
     let r = server.request(
         "GET",
@@ -249,7 +290,7 @@ name = "corp"
 jwks_file = "corp.json"
 issuer = "https://corp.example"
 audiences = ["api"]
-from = ["header:Authorization:Bearer", "query:access_token"]
+from = ["header:Authorization:Bearer", "query:access_token", "cookie:corp_token"]
 claims_to_headers = {{ "X-Email" = "email", "X-Groups" = "groups" }}
 
 [[provider]]
@@ -283,10 +324,16 @@ providers = ["partner"]
         &[
             ("X-Email", "forged@evil"),
             ("Authorization", bearer.as_str()),
+            ("Cookie", format!("corp_token={good}; keep=1").as_str()),
         ],
         "",
     );
     let (line, headers) = sent(&r);
+    assert_eq!(
+        header(&headers, "cookie"),
+        Some("keep=1"),
+        "the cookie token is removed"
+    );
     assert_eq!(
         line, "GET /corp/x?page=2 HTTP/1.1",
         "the query token is removed"
@@ -429,6 +476,7 @@ fn paths_are_normalised_before_routes_and_scopes_see_them() {
         ("GET", "/k8s/%2e%2e/%2e%2e/k8s/vm1/vnc", &exact, 400, None),
         ("GET", "/k8s/vm1/vnc%00", &exact, 400, None),
         ("POST", "/k8s/vm1/vnc", &exact, 403, None),
+        ("PUT", "/k8s/vm1/a", &below, 403, None),
         ("GET", "/k8s/vm1/", &below, 200, Some("/vm1/")),
         ("GET", "/k8s/vm1", &below, 403, None),
         ("POST", "/k8s/vm1/a", &below, 200, Some("/vm1/a")),
@@ -436,6 +484,13 @@ fn paths_are_normalised_before_routes_and_scopes_see_them() {
     ] {
         let r = call(method, path, token);
         assert_eq!(r.status, want, "{method} {path}: {r:?}");
+        if want == 403 {
+            let code = error_of(&r);
+            assert!(
+                code == "path_not_allowed" || code == "method_not_allowed",
+                "{method} {path}: {code}"
+            );
+        }
         if let Some(seen) = seen {
             let (line, _) = sent(&r);
             assert_eq!(line, format!("{method} {seen} HTTP/1.1"), "{path}");

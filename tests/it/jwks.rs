@@ -248,6 +248,60 @@ fn five_hundred_made_up_kids_cost_one_fetch_per_cooldown() {
     });
 }
 
+/// After the first fetch has finished, made-up kids arriving one after another (not all
+/// waiting on one fetch) still cost at most one fetch per cooldown, and a kid found unknown is
+/// remembered: asking again within the cooldown fetches nothing.
+#[test]
+fn made_up_kids_one_after_another_cost_one_fetch_per_cooldown() {
+    let a = key("a");
+    let server = JwksServer::start(jwks_of(&[&a]));
+    let remote = remote(&server, 600_000, 2000, 3_600_000, 1500);
+    runtime().block_on(async {
+        // The keys are fetched once (for a known kid), then the flood comes, one at a time.
+        assert!(verifies(
+            &remote.keys_for(Some("a")).await.unwrap(),
+            &token(&a)
+        ));
+        assert_eq!(remote.fetches(), 1);
+        // Within the cooldown of that fetch an unknown kid fetches nothing; after it, once.
+        assert!(remote
+            .keys_for(Some("early"))
+            .await
+            .unwrap()
+            .get("early")
+            .is_none());
+        assert_eq!(remote.fetches(), 1, "no refetch within the cooldown");
+        tokio::time::sleep(Duration::from_millis(1600)).await;
+        let first = remote.keys_for(Some("made-up-0")).await.unwrap();
+        assert!(first.get("made-up-0").is_none());
+        assert_eq!(remote.fetches(), 2, "an unknown kid refetches once");
+        let started = Instant::now();
+        for i in 1..200 {
+            let keys = remote
+                .keys_for(Some(&format!("made-up-{i}")))
+                .await
+                .unwrap();
+            assert!(keys.get(&format!("made-up-{i}")).is_none());
+        }
+        // Again the first unknown kid: remembered, no fetch.
+        remote.keys_for(Some("made-up-0")).await.unwrap();
+        let cooldowns = started.elapsed().as_millis() as u64 / 1500;
+        assert!(
+            remote.fetches() <= 2 + cooldowns,
+            "{} fetches in {:?}",
+            remote.fetches(),
+            started.elapsed()
+        );
+        // After the cooldown, a new unknown kid may fetch again (once).
+        tokio::time::sleep(Duration::from_millis(1600)).await;
+        let before = remote.fetches();
+        remote.keys_for(Some("made-up-late")).await.unwrap();
+        assert_eq!(remote.fetches(), before + 1, "one fetch after the cooldown");
+        remote.keys_for(Some("made-up-later")).await.unwrap();
+        assert_eq!(remote.fetches(), before + 1, "and then a cooldown again");
+    });
+}
+
 #[test]
 fn a_slow_jwks_server_meets_the_timeout_and_cached_keys_do_not_wait_for_it() {
     let a = key("a");
