@@ -60,10 +60,15 @@ pub struct RawServer {
     /// Remember accepted tokens until their `exp` or the next change (on by default; off
     /// only to measure what it saves).
     pub verdict_cache: Option<bool>,
+    /// Threads serving requests (each with its own event loop); by default one per core.
+    pub workers: Option<usize>,
     /// Proxies (addresses or CIDR networks) whose `X-Forwarded-For` names the client, for
     /// per-address login throttling behind a proxy.
     pub trusted_proxies: Option<Vec<String>>,
 }
+
+/// The most `[server] workers` threads.
+const MAX_WORKERS: usize = 256;
 
 /// The checked configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -77,6 +82,7 @@ pub struct Config {
     pub tls: Option<(PathBuf, PathBuf)>,
     pub leeway: u64,
     pub verdict_cache: bool,
+    pub workers: usize,
     pub trusted_proxies: Vec<Network>,
     pub login: Login,
     pub gateway: crate::gateway::config::Gateway,
@@ -346,6 +352,13 @@ impl Config {
             bail!("server.leeway_seconds must be between 0 and 3600");
         }
         let verdict_cache = raw.server.verdict_cache.unwrap_or(true);
+        let workers = match raw.server.workers {
+            Some(n) if !(1..=MAX_WORKERS).contains(&n) => {
+                bail!("server.workers must be between 1 and {MAX_WORKERS}")
+            }
+            Some(n) => n,
+            None => std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_WORKERS)),
+        };
         let trusted_proxies = raw
             .server
             .trusted_proxies
@@ -366,6 +379,7 @@ impl Config {
             tls,
             leeway,
             verdict_cache,
+            workers,
             trusted_proxies,
             gateway,
             login: Login {
@@ -397,6 +411,9 @@ mod tests {
             (config.api_prefix.as_str(), config.issuer.as_str()),
             ("", "jwtgate")
         );
+        let cores = std::thread::available_parallelism().unwrap().get();
+        assert_eq!(config.workers, cores.min(MAX_WORKERS));
+        assert_eq!(parse("[server]\nworkers = 3").unwrap().workers, 3);
     }
 
     #[test]
@@ -429,6 +446,12 @@ mod tests {
                 "tls_cert and tls_key go together",
             ),
             ("[server]\nleeway_seconds = 3601", "between 0 and 3600"),
+            ("[server]\nworkers = 0", "workers must be between 1 and 256"),
+            (
+                "[server]\nworkers = 257",
+                "workers must be between 1 and 256",
+            ),
+            ("[server]\nworkers = -1", "invalid value"),
         ] {
             let err = format!("{:#}", parse(text).unwrap_err());
             assert!(err.contains(want), "{text}: {err}");

@@ -14,6 +14,7 @@ pub mod manage;
 pub mod metrics;
 pub mod model;
 pub mod qr;
+pub mod server;
 pub mod state;
 pub mod store;
 pub mod throttle;

@@ -43,3 +43,8 @@ fn main() -> ExitCode {
         }
     }
 }
+
+// A request through the gateway allocates and frees many small buffers on one thread; with
+// glibc's allocator that was a sixth of the gateway's CPU time (BENCHMARKS.md).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;

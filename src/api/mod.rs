@@ -1,5 +1,6 @@
 //! The HTTP API: the router, with API routes under `[server] api_prefix` and health checks and
-//! `/.well-known` at the root. Every response that is not a success is `api::error::ApiError`.
+//! `/.well-known` at the root, and [`App`], where every request enters: paths no API route
+//! can take go straight to the gateway. Every response that is not a success is `ApiError`.
 
 mod admin;
 mod auth;
@@ -22,6 +23,82 @@ use crate::state::AppState;
 pub(crate) use auth::{bearer_challenge, over_https};
 pub use auth::{GATE_COOKIE, SESSION_COOKIE};
 use error::ApiError;
+
+/// Every request enters here. A path that no API route can take goes straight to the gateway
+/// (the busiest path, spared the router and its middleware); everything else through the
+/// router, whose fallback is the gateway, so an API route always wins over a gateway route.
+#[derive(Clone)]
+pub struct App {
+    router: Router,
+    state: AppState,
+}
+
+impl App {
+    pub fn new(state: AppState) -> App {
+        App {
+            router: router(state.clone()),
+            state,
+        }
+    }
+
+    pub async fn call(self, request: Request) -> Response {
+        let direct = !self.state.gateway.routes.is_empty()
+            && !maybe_api(&self.state.config.api_prefix, request.uri().path());
+        let request = if direct {
+            let method = request.method().clone();
+            match crate::gateway::proxy::handle(&self.state, request).await {
+                Ok(response) => {
+                    let label = response
+                        .extensions()
+                        .get::<crate::gateway::proxy::RouteLabel>()
+                        .map_or("unmatched", |l| &*l.0);
+                    record(&self.state, &method, label, response.status());
+                    return response;
+                }
+                Err(request) => request,
+            }
+        } else {
+            request
+        };
+        match tower::ServiceExt::oneshot(self.router, request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        }
+    }
+}
+
+/// The first path segments of the API routes below `api_prefix` (kept in step with `router`
+/// by a test).
+const API_SEGMENTS: [&str; 10] = [
+    "jwks",
+    "auth",
+    "login",
+    "totp",
+    "logout",
+    "token",
+    "users",
+    "roles",
+    "tokens",
+    "gatetokens",
+];
+
+/// Whether the raw `path` could be an API route's. Errs on the side of yes: a yes only means
+/// the router decides.
+fn maybe_api(api_prefix: &str, path: &str) -> bool {
+    if ["/healthz", "/readyz", "/metrics", "/.well-known/"]
+        .iter()
+        .any(|root| path.starts_with(root))
+    {
+        return true;
+    }
+    let Some(rest) = path.strip_prefix(api_prefix) else {
+        return false;
+    };
+    match rest.strip_prefix('/') {
+        Some(rest) => API_SEGMENTS.contains(&rest.split('/').next().unwrap_or_default()),
+        None => rest.is_empty(),
+    }
+}
 
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
@@ -121,11 +198,16 @@ async fn count_request(State(state): State<AppState>, request: Request, next: Ne
         (None, Some(label)) => &label.0,
         (None, None) => "unmatched",
     };
-    let status = response.status().as_u16();
-    state.metrics.request(route, status);
-    // The route pattern, never the path or query (a query can hold a token).
-    tracing::debug!(%method, route, status, "request");
+    record(&state, &method, route, response.status());
     response
+}
+
+/// Counts an answered request, and logs it at debug level: the route pattern, never the path
+/// or query (a query can hold a token).
+fn record(state: &AppState, method: &axum::http::Method, route: &str, status: StatusCode) {
+    let status = status.as_u16();
+    state.metrics.request(route, status);
+    tracing::debug!(%method, route, status, "request");
 }
 
 /// Request bodies larger than this are refused with 413.
@@ -167,4 +249,65 @@ async fn method_not_allowed(request: Request) -> ApiError {
             request.uri().path()
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::maybe_api;
+
+    /// The concrete path of a route pattern (`{name}` and `{*rest}` filled in).
+    fn concrete(pattern: &str) -> String {
+        let mut path = String::new();
+        let mut in_param = false;
+        for c in pattern.chars() {
+            match c {
+                '{' => in_param = true,
+                '}' => {
+                    in_param = false;
+                    path.push('x');
+                }
+                c if !in_param => path.push(c),
+                _ => {}
+            }
+        }
+        path
+    }
+
+    #[test]
+    fn every_route_of_the_router_goes_to_the_router() {
+        let source = include_str!("mod.rs");
+        let patterns: Vec<&str> = source
+            .split(".route(\"")
+            .skip(1)
+            .filter_map(|piece| piece.split('"').next())
+            .collect();
+        assert!(patterns.len() > 20, "found only {patterns:?}");
+        for prefix in ["", "/appmesh"] {
+            for pattern in &patterns {
+                let path = concrete(pattern);
+                assert!(
+                    maybe_api(prefix, &path) || maybe_api(prefix, &format!("{prefix}{path}")),
+                    "{prefix}{path} would skip the router"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn gateway_paths_skip_the_router() {
+        for (prefix, path) in [
+            ("", "/"),
+            ("", "/app/users"),
+            ("", "/k8s/auth"),
+            ("", "/authx"),
+            ("/appmesh", "/users"),
+            ("/appmesh", "/appmeshx/login"),
+            ("/appmesh", "/app"),
+        ] {
+            assert!(!maybe_api(prefix, path), "{prefix} {path}");
+        }
+        assert!(maybe_api("/appmesh", "/appmesh"));
+        assert!(maybe_api("/appmesh", "/appmesh/auth/k8s/x"));
+        assert!(maybe_api("", "/healthz"));
+    }
 }

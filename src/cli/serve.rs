@@ -1,19 +1,18 @@
 //! `jwtgate serve`: the HTTP(S) server over the data directory (login, `/auth`, the keys, the
-//! admin API; see docs/api.md). Logs to stderr (`JWTGATE_LOG=debug|info|warn|error`). Stops
-//! gracefully on SIGTERM or Ctrl-C: in-flight requests finish, new connections are refused.
+//! admin API, the gateway; see docs/api.md). Logs to stderr (`JWTGATE_LOG=debug|info|warn|error`).
+//! Stops gracefully on SIGTERM or Ctrl-C: in-flight requests finish, new connections are refused.
+//! Background work (refreshes, reloads) runs on the main thread; requests on `server`'s workers.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use axum::serve::ListenerExt;
 use clap::Args;
-use tokio::net::TcpListener;
 
 use super::{usage, DataDir, Need};
 use crate::api;
 use crate::config::Config;
+use crate::server::Server;
 use crate::state::AppState;
 use crate::tls;
 
@@ -31,7 +30,7 @@ pub fn run(args: ServeArgs, data: &DataDir) -> Result<ExitCode> {
     let config = Config::load(args.config.as_deref(), args.listen.as_deref())
         .map_err(|e| usage(format!("{e:#}")))?;
     init_logging()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
@@ -57,33 +56,28 @@ async fn serve(config: Config, data: &DataDir) -> Result<ExitCode> {
     let listen = config.listen;
     let state = AppState::new(config, model, gateway).await?;
     state.spawn_refresh();
-    let listener = TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
+    let listener = bind(listen).with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr().context("no local address")?;
-    let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
-    match tls {
-        Some(tls) => {
-            eprintln!("jwtgate: listening on https://{addr}");
-            let listener = tls::TlsListener::new(listener, tls)?.tap_io(|_| {});
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown())
-                .await
-        }
-        None => {
-            eprintln!("jwtgate: listening on http://{addr}");
-            // Small answers go out at once rather than waiting for Nagle's timer.
-            let listener = listener.tap_io(|tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown())
-                .await
-        }
-    }
-    .context("the server failed")?;
+    let workers = state.config.workers;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let server = Server::start(listener, tls, api::App::new(state), workers)?;
+    eprintln!("jwtgate: listening on {scheme}://{addr}");
+    shutdown().await;
+    server.stop().await;
     eprintln!("jwtgate: stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The listening socket, with a backlog for bursts of new connections.
+fn bind(addr: std::net::SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let socket = match addr {
+        std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        std::net::SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    // A restarted server can listen again while the old connections linger in TIME_WAIT.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)?.into_std()
 }
 
 /// Log lines (never tokens or secrets: at most a `jti`) go to stderr, at `JWTGATE_LOG`'s level

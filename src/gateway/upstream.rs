@@ -1,17 +1,19 @@
 //! Reaching the services behind routes: pooled keep-alive HTTP/1.1 clients (one per TLS
-//! setting: the webpki roots, a route's own CA, or no verification), and the service
+//! setting: the webpki roots, a route's own CA, or no verification; and per worker thread), and the service
 //! credential a route sends instead of the client's (`upstream_bearer_file`), re-read in the
 //! background because Kubernetes rotates service-account tokens.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::HeaderValue;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::{Client, ResponseFuture};
 use hyper_util::rt::TokioExecutor;
 use tokio_rustls::rustls::client::danger::{
     HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier,
@@ -25,14 +27,15 @@ use tokio_rustls::rustls::{self, ClientConfig, DigitallySignedStruct, RootCertSt
 
 use super::config::{Route, Target};
 
-pub type UpstreamClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Body>;
+type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+type UpstreamClient = Client<Connector, Body>;
 
 /// How long connecting to an upstream may take before the request fails with 502.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A route's service: where it is and the client that reaches it.
 pub struct Upstream {
-    pub client: UpstreamClient,
+    pub client: PerThread,
     /// `http` or `https`.
     pub scheme: &'static str,
     pub authority: String,
@@ -75,22 +78,59 @@ pub enum Tls {
     Insecure,
 }
 
-/// Clients shared by the routes with the same TLS setting (each holds a connection pool).
+/// Clients shared by the routes with the same TLS setting.
 #[derive(Default)]
-pub struct Clients(HashMap<Tls, UpstreamClient>);
+pub struct Clients(HashMap<Tls, PerThread>);
 
 impl Clients {
-    fn get(&mut self, tls: Tls) -> Result<UpstreamClient, String> {
+    fn get(&mut self, tls: Tls) -> Result<PerThread, String> {
         if let Some(client) = self.0.get(&tls) {
             return Ok(client.clone());
         }
-        let client = build_client(&tls)?;
+        let client = PerThread {
+            id: NEXT_CLIENT.fetch_add(1, Ordering::Relaxed),
+            connector: connector(&tls)?,
+        };
         self.0.insert(tls, client.clone());
         Ok(client)
     }
 }
 
-fn build_client(tls: &Tls) -> Result<UpstreamClient, String> {
+/// A client with a connection pool on each thread that uses it. A pooled connection is driven
+/// by the event loop of the thread that opened it; with a pool per worker, a request and its
+/// connection stay on one thread and never wake another.
+#[derive(Clone)]
+pub struct PerThread {
+    /// Where this client's pool sits in each thread's `POOLS`.
+    id: usize,
+    connector: Connector,
+}
+
+static NEXT_CLIENT: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    static POOLS: RefCell<Vec<Option<UpstreamClient>>> = const { RefCell::new(Vec::new()) };
+}
+
+impl PerThread {
+    /// Sends `request` on this thread's pool (made on first use).
+    pub fn request(&self, request: axum::http::Request<Body>) -> ResponseFuture {
+        POOLS.with_borrow_mut(|pools| {
+            if pools.len() <= self.id {
+                pools.resize_with(self.id + 1, || None);
+            }
+            pools[self.id]
+                .get_or_insert_with(|| {
+                    Client::builder(TokioExecutor::new())
+                        .pool_idle_timeout(Duration::from_secs(60))
+                        .build(self.connector.clone())
+                })
+                .request(request)
+        })
+    }
+}
+
+fn connector(tls: &Tls) -> Result<Connector, String> {
     let provider = Arc::new(aws_lc_rs::default_provider());
     let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
@@ -119,9 +159,7 @@ fn build_client(tls: &Tls) -> Result<UpstreamClient, String> {
         .https_or_http()
         .enable_http1()
         .wrap_connector(http);
-    Ok(Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(60))
-        .build(https))
+    Ok(https)
 }
 
 /// The certificates of a PEM CA file (`upstream_ca_file`).

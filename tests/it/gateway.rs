@@ -857,3 +857,83 @@ fn a_revoked_gate_token_closes_its_open_websocket_with_1008() {
         "{metrics}"
     );
 }
+
+#[test]
+fn api_routes_win_over_a_gateway_route_at_the_root() {
+    let cli = Cli::new();
+    let upstream = mirror_upstream();
+    let server = serve(
+        &cli,
+        &format!("[[route]]\nprefix = \"/\"\nupstream = \"http://127.0.0.1:{upstream}\"\n"),
+    );
+    let r = server.get("/healthz");
+    assert_eq!((r.status, r.json()["status"].as_str()), (200, Some("ok")));
+    let r = server.get("/auth");
+    assert_eq!((r.status, error_of(&r).as_str()), (401, "missing_token"));
+    let r = server.request("DELETE", "/login", &[], "");
+    assert_eq!(
+        (r.status, error_of(&r).as_str()),
+        (405, "method_not_allowed")
+    );
+    // Paths that only look like the API's are the upstream's.
+    for path in ["/app/login", "/authx", "/healthz/../users/x/../../x"] {
+        let (line, _) = sent(&server.get(path));
+        let expected = if path.contains("..") { "/x" } else { path };
+        assert_eq!(line, format!("GET {expected} HTTP/1.1"), "{path}");
+    }
+    let metrics = server.get("/metrics").body;
+    let line = "jwtgate_http_requests_total{route=\"gateway /\",status=\"200\"} 3";
+    assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
+}
+
+/// An upstream that takes `delay` to answer each request, and says when one arrived.
+fn slow_upstream(delay: Duration) -> (u16, std::sync::mpsc::Receiver<()>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (arrived, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().map_while(Result::ok) {
+            let arrived = arrived.clone();
+            std::thread::spawn(move || {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = arrived.send(());
+                std::thread::sleep(delay);
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nslow");
+            });
+        }
+    });
+    (port, rx)
+}
+
+#[test]
+fn sigterm_lets_a_proxied_request_finish_and_refuses_new_connections() {
+    let cli = Cli::new();
+    let (upstream, arrived) = slow_upstream(Duration::from_millis(1500));
+    let server = serve(
+        &cli,
+        &format!("[[route]]\nprefix = \"/slow\"\nupstream = \"http://127.0.0.1:{upstream}\"\n"),
+    );
+    let client = Server::client(server.addr.clone());
+    let in_flight = std::thread::spawn(move || client.request("GET", "/slow/x", &[], ""));
+    arrived.recv_timeout(Duration::from_secs(10)).unwrap();
+    server.terminate();
+    // The listening socket closes at once; the request in flight still gets its answer.
+    crate::harness::eventually(
+        "the listener to close",
+        || std::net::TcpStream::connect(&server.addr).is_err(),
+        |refused| *refused,
+    );
+    let r = in_flight.join().unwrap();
+    assert_eq!((r.status, r.body.as_str()), (200, "slow"));
+    let (code, log) = server.stop();
+    assert_eq!(code, 0, "{log}");
+    assert!(log.ends_with("jwtgate: stopped\n"), "{log}");
+}

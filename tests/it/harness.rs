@@ -304,6 +304,12 @@ fn http_request(
 }
 
 impl Server {
+    /// Sends SIGTERM without waiting for the server to stop.
+    pub fn terminate(&self) {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    }
+
     /// Sends SIGTERM and waits; returns the exit code and everything it wrote to stderr.
     pub fn stop(mut self) -> (i32, String) {
         let pid = self.child.id().to_string();
