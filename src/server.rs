@@ -22,9 +22,14 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::api::App;
 
-/// A request whose head has not arrived by then is answered 408 and its connection closed, so
-/// clients that connect and send nothing cannot hold connections open.
+/// A connection closes when a request head takes longer than this to arrive, counted from the
+/// end of the previous response: clients that connect and send nothing (or send slowly)
+/// cannot hold connections open, and an idle keep-alive connection closes after it.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Threads each worker may use for blocking work (store writes; password hashing is bounded
+/// on its own).
+const BLOCKING_THREADS: usize = 64;
 
 /// A TLS handshake that has not finished by then is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -59,30 +64,35 @@ impl Server {
             stop,
         };
         for index in 0..workers {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .context("cannot start an event loop")?;
-            // Registered with this worker's event loop: every worker is woken for a new
-            // connection, and the one that takes it first serves it.
-            let listener = {
-                let _in_runtime = runtime.enter();
-                let shared = listener
-                    .try_clone()
-                    .context("cannot share the listening socket")?;
-                TcpListener::from_std(shared).context("cannot share the listening socket")?
-            };
+            let shared = listener
+                .try_clone()
+                .context("cannot share the listening socket")?;
             let worker = Worker {
                 app: app.clone(),
                 tls: tls.clone(),
                 handshakes: Arc::clone(&handshakes),
                 stopping: stopping.clone(),
             };
+            // Each thread makes its own event loop (one dropped here, inside the main one,
+            // would panic) and says whether it could.
+            let (ready, started) = std::sync::mpsc::sync_channel(1);
             let thread = std::thread::Builder::new()
                 .name(format!("jwtgate-{index}"))
-                .spawn(move || runtime.block_on(worker.run(listener)))
+                .spawn(move || {
+                    let runtime = match event_loop(shared) {
+                        Ok(runtime) => runtime,
+                        Err(e) => {
+                            let _ = ready.send(Err(e));
+                            return;
+                        }
+                    };
+                    let (runtime, listener) = runtime;
+                    let _ = ready.send(Ok(()));
+                    runtime.block_on(worker.run(listener));
+                })
                 .context("cannot start a worker thread")?;
             server.threads.push(thread);
+            started.recv().context("a worker thread ended at start")??;
         }
         Ok(server)
     }
@@ -105,6 +115,21 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
     }
+}
+
+/// A worker's event loop, and the listening socket registered with it: every worker is woken
+/// for a new connection, and the one that takes it first serves it.
+fn event_loop(listener: std::net::TcpListener) -> Result<(tokio::runtime::Runtime, TcpListener)> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads(BLOCKING_THREADS)
+        .build()
+        .context("cannot start an event loop")?;
+    let listener = {
+        let _in_runtime = runtime.enter();
+        TcpListener::from_std(listener).context("cannot share the listening socket")?
+    };
+    Ok((runtime, listener))
 }
 
 /// What each worker thread holds.

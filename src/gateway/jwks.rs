@@ -49,6 +49,9 @@ pub struct RemoteKeys {
     state: Mutex<State>,
     /// The count of finished fetches, for requests waiting on the one in flight.
     finished: tokio::sync::watch::Sender<u64>,
+    /// Where fetches run: the runtime that made the provider (the server's main thread, which
+    /// lives as long as the server), not the worker whose request started the fetch.
+    runtime: Option<tokio::runtime::Handle>,
 }
 
 #[derive(Default)]
@@ -66,6 +69,17 @@ struct State {
     finished: u64,
     unknown_kids: HashMap<String, Instant>,
     last_error: Option<String>,
+}
+
+/// Held by a fetch until it reports; dropped with it otherwise.
+struct Unfinished(Option<Arc<RemoteKeys>>);
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if let Some(keys) = self.0.take() {
+            keys.abandon();
+        }
+    }
 }
 
 /// What a request does after looking at the state.
@@ -105,6 +119,7 @@ impl RemoteKeys {
             cooldown,
             state: Mutex::default(),
             finished: tokio::sync::watch::Sender::new(0),
+            runtime: tokio::runtime::Handle::try_current().ok(),
         }))
     }
 
@@ -136,8 +151,10 @@ impl RemoteKeys {
             Step::Wait { finished } => finished,
         };
         let mut changes = self.finished.subscribe();
-        // A fetch that ended between the look and the subscription counts too.
-        let _ = changes.wait_for(|n| *n > finished).await;
+        // A fetch that ended between the look and the subscription counts too. The fetch has
+        // its own timeout; this one only bounds the wait should the fetch never report.
+        let waited = changes.wait_for(|n| *n > finished);
+        let _ = tokio::time::timeout(self.timeout + Duration::from_secs(1), waited).await;
         let mut state = self.lock();
         let keys = state
             .keys
@@ -212,7 +229,10 @@ impl RemoteKeys {
         let started = Instant::now();
         state.attempted = Some(started);
         let this = Arc::clone(self);
-        tokio::spawn(async move {
+        // Should the task be dropped before it reports (its runtime stopping, even before it
+        // ran), the waiting requests are released and the next request may fetch again.
+        let mut unfinished = Unfinished(Some(Arc::clone(self)));
+        let fetch = async move {
             let result = tokio::time::timeout(this.timeout, this.fetch())
                 .await
                 .unwrap_or_else(|_| {
@@ -239,8 +259,25 @@ impl RemoteKeys {
                 state.finished += 1;
                 state.finished
             };
+            unfinished.0 = None;
             this.finished.send_replace(finished);
-        });
+        };
+        match &self.runtime {
+            Some(runtime) => drop(runtime.spawn(fetch)),
+            None => drop(tokio::spawn(fetch)),
+        }
+    }
+
+    /// Ends a fetch that was dropped before it finished.
+    fn abandon(&self) {
+        let finished = {
+            let mut state = self.lock();
+            state.in_flight = false;
+            state.last_error = Some("the fetch was cancelled".to_owned());
+            state.finished += 1;
+            state.finished
+        };
+        self.finished.send_replace(finished);
     }
 
     async fn fetch(&self) -> Result<KeySet, String> {
@@ -304,4 +341,43 @@ fn remember_unknown(state: &mut State, kid: &str, now: Instant, cooldown: Durati
         }
     }
     state.unknown_kids.insert(kid.to_owned(), now);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event_loop() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_fetch_dropped_with_its_runtime_releases_the_requests_waiting_on_it() {
+        // A JWKS server that accepts and never answers: the fetch could only time out (30 s).
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/jwks", silent.local_addr().unwrap());
+        let second = Duration::from_secs(1);
+        let home = event_loop();
+        let keys =
+            home.block_on(async { RemoteKeys::new(&url, 60 * second, 30 * second, 60 * second) });
+        let keys = keys.unwrap();
+        // The fetch is queued on `home`, which stops before it ever runs it.
+        let stopper = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            drop(home);
+        });
+        let started = Instant::now();
+        let result = event_loop().block_on(keys.keys_for(Some("k1")));
+        stopper.join().unwrap();
+        assert_eq!(
+            result.unwrap_err(),
+            JwksError::Unavailable("the fetch was cancelled".into())
+        );
+        assert!(started.elapsed() < 10 * second, "{:?}", started.elapsed());
+        assert!(!keys.lock().in_flight, "the next request may fetch again");
+        drop(silent);
+    }
 }

@@ -122,6 +122,7 @@ impl PerThread {
             pools[self.id]
                 .get_or_insert_with(|| {
                     Client::builder(TokioExecutor::new())
+                        .pool_timer(hyper_util::rt::TokioTimer::new())
                         .pool_idle_timeout(Duration::from_secs(60))
                         .build(self.connector.clone())
                 })
