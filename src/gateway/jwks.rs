@@ -74,6 +74,13 @@ struct State {
 /// Held by a fetch until it reports; dropped with it otherwise.
 struct Unfinished(Option<Arc<RemoteKeys>>);
 
+impl Unfinished {
+    /// The fetch reported: nothing to do on drop.
+    fn disarm(&mut self) {
+        self.0 = None;
+    }
+}
+
 impl Drop for Unfinished {
     fn drop(&mut self) {
         if let Some(keys) = self.0.take() {
@@ -259,7 +266,7 @@ impl RemoteKeys {
                 state.finished += 1;
                 state.finished
             };
-            unfinished.0 = None;
+            unfinished.disarm();
             this.finished.send_replace(finished);
         };
         match &self.runtime {
