@@ -585,7 +585,7 @@ async fn forward(
         target.push('?');
         target.push_str(query);
     }
-    parts.uri = match target.parse() {
+    parts.uri = match Uri::try_from(target) {
         Ok(uri) => uri,
         Err(_) => {
             return refuse(
@@ -667,7 +667,7 @@ async fn forward(
         }
     }
     let headers = response.headers_mut();
-    remove_connection_headers(headers);
+    remove_connection_headers(headers, |_| false);
     strip_own_set_cookies(headers);
     response.map(Body::new)
 }
@@ -684,18 +684,29 @@ fn chain(e: &dyn std::error::Error) -> String {
     text
 }
 
-fn remove_connection_headers(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
+/// Removes the headers `Connection` names, then the hop-by-hop ones and any other name
+/// `also` picks.
+fn remove_connection_headers(headers: &mut HeaderMap, also: impl Fn(&HeaderName) -> bool) {
+    if headers.contains_key(header::CONNECTION) {
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
     }
-    for name in &HOP_BY_HOP {
+    // One pass over the names present (most requests carry none of these), rather than a
+    // lookup for every name that might be.
+    let doomed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| HOP_BY_HOP.contains(name) || also(name))
+        .cloned()
+        .collect();
+    for name in doomed {
         headers.remove(name);
     }
 }
@@ -711,20 +722,19 @@ fn rewrite_headers(
     peer: Option<std::net::IpAddr>,
     over_https: bool,
 ) {
-    remove_connection_headers(headers);
-    // Also any name with '_': CGI, WSGI, Rack and PHP read `X_Auth_User` as `X-Auth-User`
-    // (nginx drops such headers by default too).
-    let forged: Vec<HeaderName> = headers
-        .keys()
-        .filter(|k| k.as_str().starts_with("x-auth-") || k.as_str().contains('_'))
-        .cloned()
-        .collect();
-    for name in forged {
-        headers.remove(name);
-    }
-    for name in &state.gateway.claim_headers {
-        headers.remove(name);
-    }
+    let trusted = peer.is_some_and(|p| state.config.trusted_proxies.iter().any(|n| n.contains(p)));
+    let claim_headers = &state.gateway.claim_headers;
+    // Identity headers a client may have forged, and any name with '_': CGI, WSGI, Rack and
+    // PHP read `X_Auth_User` as `X-Auth-User` (nginx drops such headers by default too).
+    // `Forwarded` and an untrusted `X-Real-IP` would name another client.
+    remove_connection_headers(headers, |name| {
+        let text = name.as_str();
+        text.starts_with("x-auth-")
+            || text.contains('_')
+            || claim_headers.contains(name)
+            || name == header::FORWARDED
+            || (!trusted && name == X_REAL_IP)
+    });
     for provider in rt.providers.iter().filter(|p| !p.forward()) {
         for source in provider.sources() {
             match source {
@@ -740,13 +750,12 @@ fn rewrite_headers(
     if let Some(bearer) = &rt.bearer {
         headers.insert(header::AUTHORIZATION, bearer.value());
     }
-    let trusted = peer.is_some_and(|p| state.config.trusted_proxies.iter().any(|n| n.contains(p)));
     if let Some(peer) = peer {
         let chain = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
             Some(earlier) if trusted => format!("{earlier}, {peer}"),
             _ => peer.to_string(),
         };
-        if let Ok(value) = HeaderValue::from_str(&chain) {
+        if let Ok(value) = HeaderValue::try_from(chain) {
             headers.insert(X_FORWARDED_FOR.clone(), value);
         }
     }
@@ -761,18 +770,18 @@ fn rewrite_headers(
     } else if !trusted {
         headers.remove(&X_FORWARDED_HOST);
     }
-    headers.remove(header::FORWARDED);
-    if !trusted {
-        headers.remove(&X_REAL_IP);
-    }
     let Some(who) = identity else { return };
     if let Some(user) = who.user().and_then(|u| HeaderValue::from_str(u).ok()) {
         headers.insert(X_AUTH_USER.clone(), user);
     }
-    if let Ok(roles) = HeaderValue::from_str(&who.roles().join(",")) {
+    if let Ok(roles) = HeaderValue::try_from(who.roles().join(",")) {
         headers.insert(X_AUTH_ROLES.clone(), roles);
     }
-    if let Ok(provider) = HeaderValue::from_str(who.provider()) {
+    let provider = match who {
+        Identity::Own(_) => Ok(HeaderValue::from_static(super::config::SELF)),
+        Identity::Claimed(_) => HeaderValue::from_str(who.provider()),
+    };
+    if let Ok(provider) = provider {
         headers.insert(X_AUTH_PROVIDER.clone(), provider);
     }
     for (name, value) in who.headers() {

@@ -71,10 +71,28 @@ fn a_protected_route_passes_on_only_what_the_upstream_should_see() {
             ("X-Auth-Roles", "admin"),
             ("X_Auth_User", "admin"),
             ("Cookie", session.as_str()),
+            // Hop-by-hop, named by Connection, or naming another client: none goes on.
+            ("Connection", "X-Hop"),
+            ("X-Hop", "1"),
+            ("Keep-Alive", "timeout=5"),
+            ("Proxy-Connection", "keep-alive"),
+            ("Forwarded", "for=6.6.6.6"),
+            ("X-Real-IP", "6.6.6.6"),
+            ("X-Kept", "yes"),
         ],
         "",
     );
     let (line, headers) = sent(&r);
+    for name in [
+        "x-hop",
+        "keep-alive",
+        "proxy-connection",
+        "forwarded",
+        "x-real-ip",
+    ] {
+        assert_eq!(header(&headers, name), None, "{name} reached the upstream");
+    }
+    assert_eq!(header(&headers, "x-kept"), Some("yes"));
     assert_eq!(
         line, "GET /base/items/1?q=x HTTP/1.1",
         "strip_prefix onto the base"
