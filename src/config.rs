@@ -255,7 +255,9 @@ impl Config {
             }
         }
         if overrides.is_empty() {
-            return Config::from_raw(raw, listen).map_err(|e| place(e, &text, &name));
+            let mut config = Config::from_raw(raw, listen).map_err(|e| place(e, &text, &name))?;
+            config.gateway.locate(&text, &name);
+            return Ok(config);
         }
         let mut table: toml::Table = toml::from_str(&text)?;
         for (var, section_name, key, value) in &overrides {
@@ -286,7 +288,10 @@ impl Config {
         let raw: RawConfig = toml::Value::Table(table)
             .try_into()
             .map_err(|e| anyhow::anyhow!("{} (set by {})", e.message().trim(), vars.join(", ")))?;
-        Config::from_raw(raw, listen).with_context(|| format!("with {} set", vars.join(", ")))
+        let mut config = Config::from_raw(raw, listen)
+            .with_context(|| format!("with {} set", vars.join(", ")))?;
+        config.gateway.locate(&text, &name);
+        Ok(config)
     }
 
     pub fn from_raw(raw: RawConfig, listen: Option<&str>) -> Result<Config> {

@@ -100,6 +100,8 @@ pub struct Provider {
     pub forward: bool,
     pub from: Vec<TokenSource>,
     pub claims_to_headers: Vec<(String, String)>,
+    /// Where the table is: `FILE:LINE`, or `[[provider]] N` without a file.
+    pub place: String,
 }
 
 /// What is behind a route.
@@ -131,6 +133,8 @@ pub struct Route {
     pub websocket: bool,
     /// How long the upstream may take to send its answer's headers.
     pub timeout: Duration,
+    /// Where the table is: `FILE:LINE`, or `[[route]] N` without a file.
+    pub place: String,
 }
 
 /// The checked gateway configuration.
@@ -167,7 +171,8 @@ impl Gateway {
                 name: Some(format!("name {:?}", raw.name)),
                 message,
             };
-            let provider = check_provider(&raw).map_err(fail)?;
+            let mut provider = check_provider(&raw).map_err(fail)?;
+            provider.place = format!("[[provider]] {}", i + 1);
             if provider.name == SELF || checked.iter().any(|p| p.name == provider.name) {
                 return Err(fail(format!(
                     "the name {:?} is taken{}",
@@ -189,7 +194,8 @@ impl Gateway {
                 name: Some(format!("prefix {:?}", raw.prefix)),
                 message,
             };
-            let route = check_route(&raw, &checked).map_err(fail)?;
+            let mut route = check_route(&raw, &checked).map_err(fail)?;
+            route.place = format!("[[route]] {}", i + 1);
             if let Some(other) = out.iter().find(|r| r.prefix == route.prefix) {
                 return Err(fail(format!(
                     "another route has the same prefix ({:?}); which one would serve is ambiguous",
@@ -203,6 +209,32 @@ impl Gateway {
             providers: checked,
             routes: out,
         })
+    }
+
+    /// Names each table by its file and line (`jwtgate.toml:12`) instead of its position, for
+    /// the mistakes found when the server starts (a file a route names cannot be read).
+    pub fn locate(&mut self, text: &str, file: &str) {
+        let line_of = |place: &str| {
+            let (table, number) = place.rsplit_once(' ')?;
+            let number: usize = number.parse().ok()?;
+            let line = text
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| l.trim_start().starts_with(table))
+                .nth(number.checked_sub(1)?)?
+                .0;
+            Some(format!("{file}:{}", line + 1))
+        };
+        for provider in &mut self.providers {
+            if let Some(place) = line_of(&provider.place) {
+                provider.place = place;
+            }
+        }
+        for route in &mut self.routes {
+            if let Some(place) = line_of(&route.place) {
+                route.place = place;
+            }
+        }
     }
 
     /// The route for a normalised path: the longest prefix that matches at a segment boundary.
@@ -351,6 +383,7 @@ fn check_provider(raw: &RawProvider) -> Result<Provider, String> {
         forward: raw.forward.unwrap_or(false),
         from,
         claims_to_headers,
+        place: String::new(),
     })
 }
 
@@ -573,6 +606,7 @@ fn check_route(raw: &RawRoute, providers: &[Provider]) -> Result<Route, String> 
         upstream_insecure_skip_verify: raw.upstream_insecure_skip_verify,
         websocket: raw.websocket,
         timeout,
+        place: String::new(),
     })
 }
 

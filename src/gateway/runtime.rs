@@ -174,14 +174,16 @@ impl Runtime {
     pub fn build(gateway: &Gateway, leeway: u64, cache: bool) -> Result<Runtime, String> {
         let mut externals: HashMap<String, Arc<External>> = HashMap::new();
         for provider in &gateway.providers {
-            let external = External::build(provider, leeway, cache)
-                .map_err(|e| format!("[[provider]] {:?}: {e}", provider.name))?;
+            let external = External::build(provider, leeway, cache).map_err(|e| {
+                format!("{}: [[provider]] {:?}: {e}", provider.place, provider.name)
+            })?;
             externals.insert(provider.name.clone(), Arc::new(external));
         }
         let mut clients = super::upstream::Clients::default();
         let mut routes = Vec::new();
         for route in &gateway.routes {
-            let fail = |e: String| format!("[[route]] prefix {:?}: {e}", route.prefix);
+            let fail =
+                |e: String| format!("{}: [[route]] prefix {:?}: {e}", route.place, route.prefix);
             let providers = route
                 .providers
                 .iter()

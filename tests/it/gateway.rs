@@ -563,25 +563,30 @@ fn files_a_route_names_must_exist_at_start_up() {
     for (config, want) in [
         (
             "[[route]]\nprefix = \"/a\"\nstatic_dir = \"no-such-dir\"\n",
-            "static_dir no-such-dir is not a readable directory",
+            "[[route]] prefix \"/a\": static_dir no-such-dir is not a readable directory",
         ),
         (
             "[[route]]\nprefix = \"/a\"\nupstream = \"http://127.0.0.1:1\"\nproviders = [\"self\"]\nupstream_bearer_file = \"no-token\"\n",
-            "cannot read upstream_bearer_file no-token",
+            "[[route]] prefix \"/a\": cannot read upstream_bearer_file no-token",
         ),
         (
             "[[route]]\nprefix = \"/a\"\nupstream = \"https://127.0.0.1:1\"\nupstream_ca_file = \"no-ca.pem\"\n",
-            "cannot read upstream_ca_file no-ca.pem",
+            "[[route]] prefix \"/a\": cannot read upstream_ca_file no-ca.pem",
         ),
         (
             "[[provider]]\nname = \"p\"\njwks_file = \"no-keys.json\"\n",
             "[[provider]] \"p\": cannot read jwks_file no-keys.json",
         ),
     ] {
-        let path = cli.write("bad.toml", config);
+        // Below a comment and a good route, so the line named is the bad table's own (6).
+        let config = format!(
+            "# the gateway\n\n[[route]]\nprefix = \"/ok\"\nupstream = \"http://127.0.0.1:1\"\n{config}"
+        );
+        let path = cli.write("bad.toml", &config);
         let run = cli.run(&["serve", "--listen", "127.0.0.1:0", "--config", crate::harness::s(&path)]);
         assert_eq!(run.code, 2, "{config}: {run:?}");
-        assert!(run.stderr.contains(want), "{config}\n→ {}", run.stderr);
+        let want = format!("{}:6: {want}", path.display());
+        assert!(run.stderr.contains(&want), "{config}\n→ {}\nwanted {want}", run.stderr);
     }
 }
 
