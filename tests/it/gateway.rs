@@ -879,6 +879,15 @@ fn a_revoked_gate_token_closes_its_open_websocket_with_1008() {
         metrics.contains("jwtgate_websockets_closed_total{reason=\"revoked\"} 1"),
         "{metrics}"
     );
+    // The operator's log says which route's websocket was closed, and why (never the token).
+    let (_, log) = server.stop();
+    let line = log
+        .lines()
+        .find(|l| l.contains("websocket closed by the gateway"))
+        .unwrap_or_else(|| panic!("no close line in\n{log}"));
+    assert!(line.contains("route=gateway /k8s"), "{line}");
+    assert!(line.contains("revoked"), "{line}");
+    assert!(!log.contains(&jwt), "the token is in the log:\n{log}");
 }
 
 #[test]
