@@ -119,7 +119,9 @@ impl From<StoreError> for ApiError {
                 "store_corrupt",
                 e.to_string(),
             ),
-            StoreError::Io { .. } | StoreError::Task(_) => ApiError::unavailable(e.to_string()),
+            StoreError::Io { .. } | StoreError::Task(_) | StoreError::Unavailable(_) => {
+                ApiError::unavailable(e.to_string())
+            }
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Storage for users, roles, the keyset, revocations and gate tokens, behind one trait so the
-//! embedded file store and (later) etcd are interchangeable. Every write is a compare-and-swap
+//! embedded file store and etcd are interchangeable. Every write is a compare-and-swap
 //! on the record's revision, so two writers racing cannot both win and no update is lost.
 
+pub mod etcd;
 pub mod file;
 
 use std::fmt;
@@ -11,6 +12,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
+pub use etcd::{EtcdSettings, EtcdStore};
 pub use file::FileStore;
 
 /// The collections a store holds.
@@ -106,6 +108,9 @@ pub enum StoreError {
     },
     #[error("the store task failed: {0}")]
     Task(String),
+    /// The store cannot be reached (etcd down or partitioned): nothing was written.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// A storage backend.

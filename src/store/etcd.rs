@@ -1,0 +1,806 @@
+//! The etcd backend: the file store's records, one key per record under a prefix
+//! (`/jwtgate/users/ann` holds ann's JSON), so several jwtgate servers share one etcd cluster.
+//! A record's revision is its key's etcd `mod_revision` (from etcd's one store-wide counter,
+//! so a record deleted and created again never reuses one, as in the file store), and every
+//! write is a transaction conditioned on it. docs/storage.md describes the layout.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use etcd_client::{
+    Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, KeyValue, SortOrder,
+    SortTarget, Txn, TxnOp, TxnOpResponse, WatchOptions,
+};
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use super::{check_name, Change, Expect, Kind, Record, Store, StoreError};
+
+/// How long connecting to an etcd member may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How long one request to etcd may take before it fails as unavailable.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How long a request is tried again when etcd did not answer: the client's balancer picks
+/// among all members, a dead one too, so a request that reached a dead member goes on to
+/// another (those fail at once), and a leader election (about a second) is waited out.
+const RETRY_FOR: Duration = Duration::from_secs(4);
+
+/// The pause between tries.
+const RETRY: Duration = Duration::from_millis(50);
+
+/// The pause before watching again after the watch broke (etcd unreachable).
+const REWATCH: Duration = Duration::from_millis(250);
+
+/// Where the cluster is and how to log in to it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EtcdSettings {
+    /// Client URLs of the members, `http://host:2379`.
+    pub endpoints: Vec<String>,
+    /// The key prefix, `/jwtgate`: leading `/`, no trailing `/`.
+    pub prefix: String,
+    /// etcd's own authentication, when it is on.
+    pub user: Option<(String, String)>,
+}
+
+impl EtcdSettings {
+    /// Refuses a prefix that is not `/segment[/segment…]`, or no endpoints.
+    pub fn check(&self) -> Result<(), String> {
+        if self.endpoints.is_empty() {
+            return Err("store.endpoints: name at least one etcd member".into());
+        }
+        let prefix = &self.prefix;
+        if !prefix.starts_with('/')
+            || prefix.ends_with('/')
+            || prefix.contains("//")
+            || prefix.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(format!(
+                "store.prefix {prefix:?} must look like /jwtgate (a leading '/', no trailing '/')"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The store on an etcd cluster. Cloning shares the connection.
+#[derive(Clone)]
+pub struct EtcdStore {
+    client: Client,
+    prefix: String,
+    endpoints: Vec<String>,
+}
+
+impl std::fmt::Debug for EtcdStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EtcdStore")
+            .field("endpoints", &self.endpoints)
+            .field("prefix", &self.prefix)
+            .finish()
+    }
+}
+
+impl EtcdStore {
+    /// Connects to the cluster (any member that answers; requests go on to the others when one
+    /// fails).
+    pub async fn connect(settings: &EtcdSettings) -> Result<EtcdStore, StoreError> {
+        settings.check().map_err(StoreError::Unavailable)?;
+        let mut options = ConnectOptions::new()
+            .with_connect_timeout(CONNECT_TIMEOUT)
+            .with_timeout(REQUEST_TIMEOUT)
+            .with_keep_alive(Duration::from_secs(10), Duration::from_secs(3));
+        if let Some((user, password)) = &settings.user {
+            options = options.with_user(user.clone(), password.clone());
+        }
+        let client = Client::connect(&settings.endpoints, Some(options))
+            .await
+            .map_err(|e| unavailable(&settings.endpoints, &e))?;
+        Ok(EtcdStore {
+            client,
+            prefix: settings.prefix.clone(),
+            endpoints: settings.endpoints.clone(),
+        })
+    }
+
+    fn key(&self, kind: Kind, name: &str) -> String {
+        format!("{}/{}/{name}", self.prefix, kind.dir())
+    }
+
+    fn collection(&self, kind: Kind) -> String {
+        format!("{}/{}/", self.prefix, kind.dir())
+    }
+
+    fn unavailable(&self, e: &etcd_client::Error) -> StoreError {
+        unavailable(&self.endpoints, e)
+    }
+
+    /// Runs `request` until etcd answers, or for `RETRY_FOR` (a try under way may take up to
+    /// `REQUEST_TIMEOUT` more).
+    async fn retrying<T, F, Fut>(&self, mut request: F) -> Result<T, StoreError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, etcd_client::Error>>,
+    {
+        let started = tokio::time::Instant::now();
+        let mut attempt = 1;
+        loop {
+            match request().await {
+                Ok(answer) => return Ok(answer),
+                Err(e) if started.elapsed() >= RETRY_FOR || !transient(&e) => {
+                    return Err(self.unavailable(&e))
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, attempt, "etcd request failed; trying again");
+                    attempt += 1;
+                    tokio::time::sleep(RETRY).await;
+                }
+            }
+        }
+    }
+
+    /// A conditional transaction, tried again when etcd did not answer (the condition makes a
+    /// second try harmless); also says whether a try had failed, so that a failed condition
+    /// can be checked against this write's own earlier try.
+    async fn txn(&self, txn: Txn) -> Result<(etcd_client::TxnResponse, bool), StoreError> {
+        let mut tries = 0;
+        let response = self
+            .retrying(|| {
+                tries += 1;
+                let mut kv = self.client.kv_client();
+                let txn = txn.clone();
+                async move { kv.txn(txn).await }
+            })
+            .await?;
+        Ok((response, tries > 1))
+    }
+
+    /// The record a key holds.
+    fn record(&self, name: &str, kv: &KeyValue) -> Result<Record, StoreError> {
+        let value: Value = serde_json::from_slice(kv.value()).map_err(|e| StoreError::Corrupt {
+            path: PathBuf::from(String::from_utf8_lossy(kv.key()).into_owned()),
+            reason: format!("not JSON: {e}"),
+        })?;
+        Ok(Record {
+            name: name.to_owned(),
+            revision: revision_of(kv),
+            value,
+        })
+    }
+
+    /// After a transaction's condition failed: the record's version now (`None`: absent).
+    fn version_now(response: &etcd_client::TxnResponse) -> Option<u64> {
+        response
+            .op_responses()
+            .into_iter()
+            .find_map(|op| match op {
+                TxnOpResponse::Get(get) => Some(get.kvs().first().map(revision_of)),
+                _ => None,
+            })
+            .flatten()
+    }
+}
+
+fn unavailable(endpoints: &[String], e: &etcd_client::Error) -> StoreError {
+    StoreError::Unavailable(format!("etcd at {}: {e}", endpoints.join(", ")))
+}
+
+/// Whether etcd may answer a second try: it could not be reached or did not answer, as
+/// opposed to refusing the request.
+fn transient(e: &etcd_client::Error) -> bool {
+    match e {
+        etcd_client::Error::GRpcStatus(status) => matches!(
+            status.code(),
+            tonic::Code::Unavailable
+                | tonic::Code::DeadlineExceeded
+                | tonic::Code::Cancelled
+                | tonic::Code::Unknown
+        ),
+        etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => true,
+        _ => false,
+    }
+}
+
+fn revision_of(kv: &KeyValue) -> u64 {
+    u64::try_from(kv.mod_revision()).unwrap_or(0)
+}
+
+#[async_trait]
+impl Store for EtcdStore {
+    async fn get(&self, kind: Kind, name: &str) -> Result<Option<Record>, StoreError> {
+        check_name(kind, name)?;
+        let key = self.key(kind, name);
+        let response = self
+            .retrying(|| {
+                let mut kv = self.client.kv_client();
+                let key = key.clone();
+                async move { kv.get(key, None).await }
+            })
+            .await?;
+        response
+            .kvs()
+            .first()
+            .map(|kv| self.record(name, kv))
+            .transpose()
+    }
+
+    async fn list(&self, kind: Kind) -> Result<Vec<Record>, StoreError> {
+        let collection = self.collection(kind);
+        let options = GetOptions::new()
+            .with_prefix()
+            .with_sort(SortTarget::Key, SortOrder::Ascend);
+        let response = self
+            .retrying(|| {
+                let mut kv = self.client.kv_client();
+                let (collection, options) = (collection.clone(), options.clone());
+                async move { kv.get(collection, Some(options)).await }
+            })
+            .await?;
+        let mut records = Vec::with_capacity(response.kvs().len());
+        for kv in response.kvs() {
+            let name = kv
+                .key()
+                .strip_prefix(collection.as_bytes())
+                .and_then(|n| std::str::from_utf8(n).ok());
+            match name {
+                // jwtgate writes only names that pass check_name; anything else under the
+                // prefix was put there by someone else and is not a record.
+                Some(name) if check_name(kind, name).is_ok() => {
+                    records.push(self.record(name, kv)?);
+                }
+                _ => tracing::warn!(
+                    key = %String::from_utf8_lossy(kv.key()),
+                    "ignoring a key under the store's prefix that is not a record"
+                ),
+            }
+        }
+        Ok(records)
+    }
+
+    async fn put(
+        &self,
+        kind: Kind,
+        name: &str,
+        value: Value,
+        expect: Expect,
+    ) -> Result<u64, StoreError> {
+        check_name(kind, name)?;
+        let key = self.key(kind, name);
+        let conflict = || StoreError::Conflict {
+            kind,
+            name: name.to_owned(),
+        };
+        let condition = match expect {
+            Expect::Absent => Compare::version(key.as_str(), CompareOp::Equal, 0),
+            // Revisions start at 1.
+            Expect::Revision(0) => return Err(conflict()),
+            Expect::Revision(r) => {
+                let r = i64::try_from(r).map_err(|_| conflict())?;
+                Compare::mod_revision(key.as_str(), CompareOp::Equal, r)
+            }
+        };
+        let bytes = serde_json::to_vec(&value)
+            .map_err(|e| StoreError::Task(format!("cannot encode: {e}")))?;
+        let txn = Txn::new()
+            .when([condition])
+            .and_then([TxnOp::put(key.as_str(), bytes.clone(), None)])
+            .or_else([TxnOp::get(key.as_str(), None)]);
+        let (response, retried) = self.txn(txn).await?;
+        if response.succeeded() {
+            // The transaction's revision is the one the record now has.
+            return response
+                .header()
+                .and_then(|h| u64::try_from(h.revision()).ok())
+                .ok_or_else(|| StoreError::Task("etcd answered without a revision".into()));
+        }
+        // A try that failed on the way back may have been applied: then the record holds
+        // exactly what this write put.
+        if retried {
+            let current = response.op_responses().into_iter().find_map(|op| match op {
+                TxnOpResponse::Get(get) => get.kvs().first().cloned(),
+                _ => None,
+            });
+            if let Some(kv) = current.filter(|kv| kv.value() == bytes) {
+                return Ok(revision_of(&kv));
+            }
+        }
+        Err(match (expect, Self::version_now(&response)) {
+            (Expect::Absent, _) => StoreError::Exists {
+                kind,
+                name: name.to_owned(),
+            },
+            (Expect::Revision(_), None) => StoreError::NotFound {
+                kind,
+                name: name.to_owned(),
+            },
+            (Expect::Revision(_), Some(_)) => conflict(),
+        })
+    }
+
+    async fn delete(&self, kind: Kind, name: &str, revision: u64) -> Result<(), StoreError> {
+        check_name(kind, name)?;
+        let key = self.key(kind, name);
+        let conflict = || StoreError::Conflict {
+            kind,
+            name: name.to_owned(),
+        };
+        let expected = match i64::try_from(revision) {
+            Ok(0) | Err(_) => return Err(conflict()),
+            Ok(r) => r,
+        };
+        let txn = Txn::new()
+            .when([Compare::mod_revision(
+                key.as_str(),
+                CompareOp::Equal,
+                expected,
+            )])
+            .and_then([TxnOp::delete(key.as_str(), None)])
+            .or_else([TxnOp::get(key.as_str(), None)]);
+        let (response, retried) = self.txn(txn).await?;
+        if response.succeeded() {
+            return Ok(());
+        }
+        Err(match Self::version_now(&response) {
+            // Gone after a try that may have deleted it: it is deleted.
+            None if retried => return Ok(()),
+            None => StoreError::NotFound {
+                kind,
+                name: name.to_owned(),
+            },
+            Some(_) => conflict(),
+        })
+    }
+
+    /// Changes under the prefix, from etcd's watch. When the watch breaks (a member down, the
+    /// cluster unreachable) it starts again from the revision after the last one seen, so no
+    /// change is missed; if etcd compacted that revision away, it starts from now and the
+    /// reader's periodic full reload catches up.
+    fn watch(&self) -> mpsc::Receiver<Change> {
+        let (tx, rx) = mpsc::channel(1024);
+        let store = self.clone();
+        tokio::spawn(async move {
+            let mut next: Option<i64> = None;
+            loop {
+                match store.watch_once(&tx, &mut next).await {
+                    Ok(Ended::Receiver) => return,
+                    Ok(Ended::Stream) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the etcd watch broke; watching again");
+                    }
+                }
+                if tx.is_closed() {
+                    return;
+                }
+                tokio::time::sleep(REWATCH).await;
+            }
+        });
+        rx
+    }
+}
+
+/// Why one watch stream ended.
+enum Ended {
+    /// Nobody reads the changes any more.
+    Receiver,
+    /// The stream ended or was cancelled; watch again.
+    Stream,
+}
+
+impl EtcdStore {
+    /// One watch stream, until it ends; `next` is the revision to resume from.
+    async fn watch_once(
+        &self,
+        tx: &mpsc::Sender<Change>,
+        next: &mut Option<i64>,
+    ) -> Result<Ended, etcd_client::Error> {
+        let root = format!("{}/", self.prefix);
+        let mut options = WatchOptions::new().with_prefix().with_progress_notify();
+        if let Some(revision) = *next {
+            options = options.with_start_revision(revision);
+        }
+        let mut stream = self
+            .client
+            .watch_client()
+            .watch(root.as_str(), Some(options))
+            .await?;
+        while let Some(response) = stream.message().await? {
+            if response.compact_revision() > 0 {
+                tracing::warn!(
+                    compacted = response.compact_revision(),
+                    "etcd compacted the revisions the watch needed; watching from now"
+                );
+                *next = None;
+                return Ok(Ended::Stream);
+            }
+            if response.canceled() {
+                return Ok(Ended::Stream);
+            }
+            if response.events().is_empty() {
+                // Created, or a progress notification: everything up to this revision was sent.
+                if let Some(header) = response.header() {
+                    *next = Some(header.revision() + 1);
+                }
+                continue;
+            }
+            for event in response.events() {
+                let Some(kv) = event.kv() else { continue };
+                *next = Some(kv.mod_revision() + 1);
+                let Some(change) = change_of(&root, event.event_type(), kv) else {
+                    continue;
+                };
+                if tx.send(change).await.is_err() {
+                    return Ok(Ended::Receiver);
+                }
+            }
+        }
+        Ok(Ended::Stream)
+    }
+}
+
+/// The change an event under `root` means, if it is a record's.
+fn change_of(root: &str, event: EventType, kv: &KeyValue) -> Option<Change> {
+    let rest = std::str::from_utf8(kv.key().strip_prefix(root.as_bytes())?).ok()?;
+    let (dir, name) = rest.split_once('/')?;
+    let kind = Kind::ALL.into_iter().find(|k| k.dir() == dir)?;
+    check_name(kind, name).ok()?;
+    Some(Change {
+        kind,
+        name: name.to_owned(),
+        revision: match event {
+            EventType::Put => Some(revision_of(kv)),
+            EventType::Delete => None,
+        },
+    })
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::process::{Child, Command, Stdio};
+
+    use serde_json::json;
+
+    use super::*;
+
+    fn free_port() -> u16 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    }
+
+    /// A real etcd cluster on loopback ports, in a temp dir; stopped when dropped.
+    pub(crate) struct Cluster {
+        members: Vec<Member>,
+        peers: String,
+        _dir: tempfile::TempDir,
+    }
+
+    struct Member {
+        name: String,
+        client: String,
+        peer: String,
+        data: PathBuf,
+        process: Option<Child>,
+    }
+
+    impl Cluster {
+        pub(crate) async fn start(size: usize) -> Cluster {
+            let dir = tempfile::tempdir().unwrap();
+            let members: Vec<Member> = (0..size)
+                .map(|i| Member {
+                    name: format!("m{i}"),
+                    client: format!("http://127.0.0.1:{}", free_port()),
+                    peer: format!("http://127.0.0.1:{}", free_port()),
+                    data: dir.path().join(format!("m{i}")),
+                    process: None,
+                })
+                .collect();
+            let peers = members
+                .iter()
+                .map(|m| format!("{}={}", m.name, m.peer))
+                .collect::<Vec<_>>()
+                .join(",");
+            let mut cluster = Cluster {
+                members,
+                peers,
+                _dir: dir,
+            };
+            for i in 0..size {
+                cluster.start_member(i);
+            }
+            cluster.healthy().await;
+            cluster
+        }
+
+        pub(crate) fn endpoints(&self) -> Vec<String> {
+            self.members.iter().map(|m| m.client.clone()).collect()
+        }
+
+        pub(crate) fn settings(&self, prefix: &str) -> EtcdSettings {
+            EtcdSettings {
+                endpoints: self.endpoints(),
+                prefix: prefix.to_owned(),
+                user: None,
+            }
+        }
+
+        /// Starts member `i` (again, on its data: a restart).
+        pub(crate) fn start_member(&mut self, i: usize) {
+            let m = &mut self.members[i];
+            let child = Command::new("etcd")
+                .args(["--name", &m.name])
+                .arg("--data-dir")
+                .arg(&m.data)
+                .args(["--listen-client-urls", &m.client])
+                .args(["--advertise-client-urls", &m.client])
+                .args(["--listen-peer-urls", &m.peer])
+                .args(["--initial-advertise-peer-urls", &m.peer])
+                .args(["--initial-cluster", &self.peers])
+                .args(["--initial-cluster-state", "new"])
+                .args(["--initial-cluster-token", "jwtgate-test"])
+                .args(["--logger", "zap", "--log-level", "error"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| {
+                    panic!("cannot run etcd ({e}): install the Debian package etcd-server (.ci/install does)")
+                });
+            m.process = Some(child);
+        }
+
+        /// Kills member `i` (as a crash would).
+        pub(crate) fn kill_member(&mut self, i: usize) {
+            if let Some(mut child) = self.members[i].process.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+
+        /// Waits until every running member answers a write through the cluster.
+        pub(crate) async fn healthy(&self) {
+            let endpoints = self.endpoints();
+            {
+                let deadline = std::time::Instant::now() + Duration::from_secs(30);
+                loop {
+                    let ok = async {
+                        let mut client = Client::connect(&endpoints, None).await.ok()?;
+                        client.put("/health-check", "ok", None).await.ok()
+                    };
+                    if tokio::time::timeout(Duration::from_secs(3), ok)
+                        .await
+                        .ok()
+                        .flatten()
+                        .is_some()
+                    {
+                        return;
+                    }
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "etcd did not become healthy at {endpoints:?}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+
+    impl Drop for Cluster {
+        fn drop(&mut self) {
+            for i in 0..self.members.len() {
+                self.kill_member(i);
+            }
+        }
+    }
+
+    async fn store(cluster: &Cluster) -> EtcdStore {
+        EtcdStore::connect(&cluster.settings("/jwtgate-test"))
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn records_keep_revisions_and_writes_are_conditional() {
+        let cluster = Cluster::start(1).await;
+        let s = store(&cluster).await;
+        let ann = |value| s.put(Kind::User, "ann", value, Expect::Absent);
+        let first = ann(json!({"n": 1})).await.unwrap();
+        let second = s
+            .put(Kind::User, "ann", json!({"n": 2}), Expect::Revision(first))
+            .await
+            .unwrap();
+        assert!(second > first, "{first} then {second}");
+        s.put(Kind::User, "bob", json!({}), Expect::Absent)
+            .await
+            .unwrap();
+        s.put(Kind::Role, "admin", json!({}), Expect::Absent)
+            .await
+            .unwrap();
+        let record = s.get(Kind::User, "ann").await.unwrap().unwrap();
+        assert_eq!((record.revision, record.value), (second, json!({"n": 2})));
+        let names: Vec<String> = s
+            .list(Kind::User)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
+        assert_eq!(names, ["ann", "bob"], "users only, by name");
+        let refused = [
+            s.put(Kind::User, "ann", json!({}), Expect::Absent).await,
+            s.put(Kind::User, "ann", json!({}), Expect::Revision(first))
+                .await,
+            s.put(Kind::User, "cat", json!({}), Expect::Revision(first))
+                .await,
+        ];
+        assert!(
+            matches!(refused[0], Err(StoreError::Exists { .. })),
+            "{refused:?}"
+        );
+        assert!(
+            matches!(refused[1], Err(StoreError::Conflict { .. })),
+            "{refused:?}"
+        );
+        assert!(
+            matches!(refused[2], Err(StoreError::NotFound { .. })),
+            "{refused:?}"
+        );
+        assert!(matches!(
+            s.delete(Kind::User, "ann", first).await,
+            Err(StoreError::Conflict { .. })
+        ));
+        s.delete(Kind::User, "ann", second).await.unwrap();
+        assert!(s.get(Kind::User, "ann").await.unwrap().is_none());
+        assert!(matches!(
+            s.delete(Kind::User, "ann", second).await,
+            Err(StoreError::NotFound { .. })
+        ));
+        // Created again: a new revision, never one the record had before.
+        let again = ann(json!({})).await.unwrap();
+        assert!(again > second, "{second} then {again}");
+        assert!(matches!(
+            s.get(Kind::User, "../x").await,
+            Err(StoreError::InvalidName { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn two_servers_updating_one_record_lose_no_update() {
+        let cluster = Cluster::start(1).await;
+        let a = store(&cluster).await;
+        let b = store(&cluster).await;
+        a.put(Kind::User, "count", json!({"n": 0}), Expect::Absent)
+            .await
+            .unwrap();
+        let bump = |s: EtcdStore| async move {
+            for _ in 0..50 {
+                loop {
+                    let record = s.get(Kind::User, "count").await.unwrap().unwrap();
+                    let n = record.value["n"].as_u64().unwrap();
+                    match s
+                        .put(
+                            Kind::User,
+                            "count",
+                            json!({"n": n + 1}),
+                            Expect::Revision(record.revision),
+                        )
+                        .await
+                    {
+                        Ok(_) => break,
+                        Err(StoreError::Conflict { .. }) => continue,
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            }
+        };
+        let (ra, rb) = tokio::join!(tokio::spawn(bump(a.clone())), tokio::spawn(bump(b)));
+        ra.unwrap();
+        rb.unwrap();
+        let record = a.get(Kind::User, "count").await.unwrap().unwrap();
+        assert_eq!(record.value["n"], 100);
+    }
+
+    async fn next_change(changes: &mut mpsc::Receiver<Change>) -> Change {
+        tokio::time::timeout(Duration::from_secs(20), changes.recv())
+            .await
+            .expect("a change within 20 s")
+            .expect("the watch is running")
+    }
+
+    #[tokio::test]
+    async fn the_watch_sees_other_servers_writes_and_resumes_after_etcd_restarts() {
+        let mut cluster = Cluster::start(1).await;
+        let a = store(&cluster).await;
+        let b = store(&cluster).await;
+        let old = a
+            .put(Kind::User, "old", json!({}), Expect::Absent)
+            .await
+            .unwrap();
+        let mut changes = a.watch();
+        // The watch has started once a write made after it is seen.
+        let first = b
+            .put(Kind::Role, "first", json!({}), Expect::Absent)
+            .await
+            .unwrap();
+        assert_eq!(
+            next_change(&mut changes).await,
+            Change {
+                kind: Kind::Role,
+                name: "first".into(),
+                revision: Some(first)
+            }
+        );
+        b.delete(Kind::User, "old", old).await.unwrap();
+        assert_eq!(
+            next_change(&mut changes).await,
+            Change {
+                kind: Kind::User,
+                name: "old".into(),
+                revision: None
+            }
+        );
+        // etcd goes away: writes fail as unavailable, nothing hangs; the watch comes back.
+        cluster.kill_member(0);
+        let failed = b.put(Kind::Role, "lost", json!({}), Expect::Absent).await;
+        assert!(
+            matches!(failed, Err(StoreError::Unavailable(_))),
+            "{failed:?}"
+        );
+        cluster.start_member(0);
+        cluster.healthy().await;
+        let after = b
+            .put(Kind::Role, "after", json!({}), Expect::Absent)
+            .await
+            .unwrap();
+        assert_eq!(
+            next_change(&mut changes).await,
+            Change {
+                kind: Kind::Role,
+                name: "after".into(),
+                revision: Some(after)
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn a_watch_resumed_at_a_revision_replays_what_happened_since() {
+        let cluster = Cluster::start(1).await;
+        let s = store(&cluster).await;
+        let written = s
+            .put(Kind::Role, "missed", json!({}), Expect::Absent)
+            .await
+            .unwrap();
+        // As after a reconnect: the last revision seen was the one before the write.
+        let (tx, mut changes) = mpsc::channel(16);
+        let watcher = s.clone();
+        tokio::spawn(async move {
+            let mut next = Some(written as i64);
+            let _ = watcher.watch_once(&tx, &mut next).await;
+        });
+        assert_eq!(
+            next_change(&mut changes).await,
+            Change {
+                kind: Kind::Role,
+                name: "missed".into(),
+                revision: Some(written)
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn one_member_of_three_down_changes_nothing_for_clients() {
+        let mut cluster = Cluster::start(3).await;
+        let s = store(&cluster).await;
+        s.put(Kind::User, "ann", json!({}), Expect::Absent)
+            .await
+            .unwrap();
+        cluster.kill_member(0);
+        // The client moves on to the members that answer.
+        for i in 0..5 {
+            let name = format!("u{i}");
+            s.put(Kind::User, &name, json!({}), Expect::Absent)
+                .await
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+        assert_eq!(s.list(Kind::User).await.unwrap().len(), 6);
+        assert!(s.get(Kind::User, "ann").await.unwrap().is_some());
+    }
+}
