@@ -16,11 +16,27 @@ pub struct RawConfig {
     pub server: RawServer,
     #[serde(default)]
     pub login: RawLogin,
+    #[serde(default)]
+    pub store: RawStore,
     /// The gateway's `[[provider]]` and `[[route]]` tables (docs/gateway.md).
     #[serde(default)]
     pub provider: Vec<crate::gateway::config::RawProvider>,
     #[serde(default)]
     pub route: Vec<crate::gateway::config::RawRoute>,
+}
+
+/// `[store]`: where the data lives (docs/storage.md). Without it, `--data` (a directory).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStore {
+    /// `file` or `etcd`.
+    pub backend: Option<String>,
+    /// The file store's directory.
+    pub dir: Option<PathBuf>,
+    /// etcd members' client URLs, `http://host:2379`.
+    pub endpoints: Option<Vec<String>>,
+    /// etcd key prefix (default `/jwtgate`).
+    pub prefix: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -67,6 +83,45 @@ pub struct RawServer {
     pub trusted_proxies: Option<Vec<String>>,
 }
 
+/// `[store]` checked: `None` when it names no store (then `--data` counts).
+fn store_location(raw: RawStore) -> Result<Option<crate::store::Location>> {
+    use crate::store::Location;
+    let etcd_only = raw.endpoints.is_some() || raw.prefix.is_some();
+    match raw.backend.as_deref() {
+        None if raw.dir.is_none() && !etcd_only => Ok(None),
+        None => bail!(
+            "store.backend must be set (\"file\" or \"etcd\") with the other [store] settings"
+        ),
+        Some("file") => {
+            if etcd_only {
+                bail!("store.endpoints and store.prefix are for backend = \"etcd\"");
+            }
+            Ok(raw.dir.map(Location::File))
+        }
+        Some("etcd") => {
+            if raw.dir.is_some() {
+                bail!("store.dir is for backend = \"file\"");
+            }
+            let endpoints = raw.endpoints.unwrap_or_default();
+            if endpoints.is_empty() {
+                bail!("store.endpoints: name at least one etcd member, e.g. [\"http://127.0.0.1:2379\"]");
+            }
+            let Location::Etcd(mut settings) =
+                Location::parse(&format!("etcd:{}", endpoints.join(",")))
+                    .map_err(|e| anyhow::anyhow!("store.endpoints: {e}"))?
+            else {
+                bail!("store.endpoints: not etcd members");
+            };
+            if let Some(prefix) = raw.prefix {
+                settings.prefix = prefix;
+            }
+            settings.check().map_err(|e| anyhow::anyhow!(e))?;
+            Ok(Some(Location::Etcd(settings)))
+        }
+        Some(other) => bail!("store.backend {other:?}: use \"file\" or \"etcd\""),
+    }
+}
+
 /// The most `[server] workers` threads.
 const MAX_WORKERS: usize = 256;
 
@@ -86,6 +141,8 @@ pub struct Config {
     pub trusted_proxies: Vec<Network>,
     pub login: Login,
     pub gateway: crate::gateway::config::Gateway,
+    /// `[store]`, when the file names one.
+    pub store: Option<crate::store::Location>,
 }
 
 /// A mistake in a `[[route]]` or `[[provider]]` table, prefixed with the file and the line of
@@ -372,6 +429,7 @@ impl Config {
             .map(|t| Network::parse(t))
             .collect::<Result<Vec<_>>>()?;
         let gateway = crate::gateway::config::Gateway::check(raw.provider, raw.route)?;
+        let store = store_location(raw.store)?;
         let audiences = raw.login.audiences.unwrap_or_default();
         if audiences.iter().any(|a| a.trim().is_empty()) {
             bail!("login.audiences must not contain an empty audience");
@@ -387,6 +445,7 @@ impl Config {
             workers,
             trusted_proxies,
             gateway,
+            store,
             login: Login {
                 default_expire_seconds,
                 max_expire_seconds,
@@ -419,6 +478,13 @@ mod tests {
         let cores = std::thread::available_parallelism().unwrap().get();
         assert_eq!(config.workers, cores.min(MAX_WORKERS));
         assert_eq!(parse("[server]\nworkers = 3").unwrap().workers, 3);
+        assert_eq!(config.store, None, "--data decides");
+        let etcd = parse("[store]\nbackend = \"etcd\"\nendpoints = [\"http://a:1\", \"http://b:2\"]\nprefix = \"/team\"")
+            .unwrap();
+        assert_eq!(
+            etcd.store,
+            Some(crate::store::Location::parse("etcd:http://a:1,http://b:2/team").unwrap())
+        );
     }
 
     #[test]
@@ -457,6 +523,27 @@ mod tests {
                 "workers must be between 1 and 256",
             ),
             ("[server]\nworkers = -1", "invalid value"),
+            ("[store]\nbackend = \"consul\"", "use \"file\" or \"etcd\""),
+            (
+                "[store]\nbackend = \"etcd\"",
+                "name at least one etcd member",
+            ),
+            (
+                "[store]\nendpoints = [\"http://a:1\"]",
+                "store.backend must be set",
+            ),
+            (
+                "[store]\nbackend = \"etcd\"\nendpoints = [\"a:1\"]",
+                "is not an http:// URL",
+            ),
+            (
+                "[store]\nbackend = \"etcd\"\nendpoints = [\"http://a:1\"]\nprefix = \"x\"",
+                "must look like /jwtgate",
+            ),
+            (
+                "[store]\nbackend = \"file\"\nprefix = \"/x\"",
+                "are for backend = \"etcd\"",
+            ),
         ] {
             let err = format!("{:#}", parse(text).unwrap_err());
             assert!(err.contains(want), "{text}: {err}");

@@ -7,8 +7,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use std::sync::Arc;
-
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use jwtgate_core::key::{parse_keys, raw};
@@ -16,7 +14,7 @@ use jwtgate_core::{Algorithm, Key, KeyType};
 
 use crate::init;
 use crate::model::Model;
-use crate::store::FileStore;
+use crate::store::Location;
 
 mod gatetoken;
 mod key;
@@ -41,6 +39,11 @@ pub struct Cli {
         value_name = "DIR"
     )]
     data: PathBuf,
+    /// The store instead of --data: file:DIR, or an etcd cluster,
+    /// etcd:http://HOST:2379[,http://HOST:2379…][/PREFIX] (prefix /jwtgate by default), which
+    /// several servers share (docs/storage.md). For `serve` it also wins over [store].
+    #[arg(long, global = true, env = "JWTGATE_STORE", value_name = "LOCATION", value_parser = parse_location)]
+    store: Option<Location>,
     /// Algorithm of the signing key made when an empty data directory is initialised.
     #[arg(long, global = true, env = "JWTGATE_KEY_ALG", default_value = "ES256", value_parser = parse_alg)]
     key_alg: Algorithm,
@@ -69,9 +72,14 @@ enum Command {
     Serve(serve::ServeArgs),
 }
 
+fn parse_location(text: &str) -> Result<Location, String> {
+    Location::parse(text)
+}
+
 pub fn run(cli: Cli) -> Result<ExitCode> {
     let data = DataDir {
-        path: cli.data,
+        chosen: cli.store.is_some(),
+        location: cli.store.unwrap_or(Location::File(cli.data)),
         key_alg: cli.key_alg,
     };
     match cli.command {
@@ -87,7 +95,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
 /// Where the store lives, and how to initialise it.
 #[derive(Debug)]
 pub struct DataDir {
-    path: PathBuf,
+    location: Location,
+    /// Named by `--store`/`JWTGATE_STORE` (then it wins over a config file's `[store]`).
+    chosen: bool,
     key_alg: Algorithm,
 }
 
@@ -109,18 +119,36 @@ impl DataDir {
         self.key_alg
     }
 
+    /// `serve`: a config file's `[store]` replaces `--data`, not `--store`.
+    pub fn or_config(&self, configured: Option<&Location>) -> DataDir {
+        let location = match configured {
+            Some(configured) if !self.chosen => configured.clone(),
+            _ => self.location.clone(),
+        };
+        DataDir {
+            location,
+            chosen: self.chosen,
+            key_alg: self.key_alg,
+        }
+    }
+
     /// Opens the store for a command that needs `need`. Initialising prints the admin password
     /// once, on stderr, when it was generated.
     pub async fn open(&self, need: Need) -> Result<Model> {
-        let shown = self.path.display();
-        if need == Need::Existing && !self.path.is_dir() {
-            bail!(
-                "no jwtgate data directory at {shown}; the first `jwtgate user add` or `jwtgate role set` creates one (or pass --data DIR)"
-            );
+        let shown = self.location.describe();
+        if let Location::File(dir) = &self.location {
+            if need == Need::Existing && !dir.is_dir() {
+                bail!(
+                    "no jwtgate data directory at {shown}; the first `jwtgate user add` or `jwtgate role set` creates one (or pass --data DIR)"
+                );
+            }
         }
-        let store = FileStore::open(&self.path)
-            .with_context(|| format!("cannot open the data directory {shown}"))?;
-        let model = Model::new(Arc::new(store));
+        let store = self
+            .location
+            .open()
+            .await
+            .with_context(|| format!("cannot open the store {shown}"))?;
+        let model = Model::new(store);
         match (init::state(&model).await?, need) {
             (init::State::Ready, _) | (init::State::NoKeyset, Need::Keys) => {}
             (init::State::Empty, Need::Existing) => bail!(
@@ -138,7 +166,7 @@ impl DataDir {
         let admin_password = std::env::var("JWTGATE_ADMIN_PASSWORD").ok();
         let generated = admin_password.is_none();
         let created = init::initialise(model, self.key_alg, admin_password, now()).await?;
-        let shown = self.path.display();
+        let shown = self.location.describe();
         match (created, generated) {
             (Some(password), true) => eprintln!(
                 "jwtgate: initialised {shown}; the admin password is (shown once): {password}"

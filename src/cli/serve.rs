@@ -52,6 +52,7 @@ async fn serve(config: Config, data: &DataDir) -> Result<ExitCode> {
     let gateway = std::sync::Arc::new(gateway);
     gateway.spawn_refresh();
     // Like the first CLI write, the first start initialises an empty data directory.
+    let data = data.or_config(config.store.as_ref());
     let model = data.open(Need::Initialised).await?;
     let listen = config.listen;
     let state = AppState::new(config, model, gateway).await?;

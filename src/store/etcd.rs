@@ -182,8 +182,25 @@ impl EtcdStore {
     }
 }
 
+/// etcd did not answer: which members were asked, and the cause in a few words (gRPC's
+/// status text and the root cause, not the whole error chain).
 fn unavailable(endpoints: &[String], e: &etcd_client::Error) -> StoreError {
-    StoreError::Unavailable(format!("etcd at {}: {e}", endpoints.join(", ")))
+    let mut cause = match e {
+        etcd_client::Error::GRpcStatus(status) => status.message().to_owned(),
+        other => other.to_string(),
+    };
+    let mut root: &dyn std::error::Error = e;
+    while let Some(source) = root.source() {
+        root = source;
+    }
+    let root = root.to_string();
+    if !cause.contains(&root) {
+        cause = format!("{cause}: {root}");
+    }
+    StoreError::Unavailable(format!(
+        "no etcd member answered ({}): {cause}",
+        endpoints.join(", ")
+    ))
 }
 
 /// Whether etcd may answer a second try: it could not be reached or did not answer, as
@@ -454,147 +471,25 @@ fn change_of(root: &str, event: EventType, kv: &KeyValue) -> Option<Change> {
     })
 }
 
+// The real etcd cluster the end-to-end tests use too.
 #[cfg(test)]
-pub(crate) mod tests {
-    use std::process::{Child, Command, Stdio};
+#[path = "../../tests/it/etcd_cluster.rs"]
+mod etcd_cluster;
 
+#[cfg(test)]
+mod tests {
     use serde_json::json;
 
+    use super::etcd_cluster::Cluster;
     use super::*;
 
-    fn free_port() -> u16 {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    }
-
-    /// A real etcd cluster on loopback ports, in a temp dir; stopped when dropped.
-    pub(crate) struct Cluster {
-        members: Vec<Member>,
-        peers: String,
-        _dir: tempfile::TempDir,
-    }
-
-    struct Member {
-        name: String,
-        client: String,
-        peer: String,
-        data: PathBuf,
-        process: Option<Child>,
-    }
-
-    impl Cluster {
-        pub(crate) async fn start(size: usize) -> Cluster {
-            let dir = tempfile::tempdir().unwrap();
-            let members: Vec<Member> = (0..size)
-                .map(|i| Member {
-                    name: format!("m{i}"),
-                    client: format!("http://127.0.0.1:{}", free_port()),
-                    peer: format!("http://127.0.0.1:{}", free_port()),
-                    data: dir.path().join(format!("m{i}")),
-                    process: None,
-                })
-                .collect();
-            let peers = members
-                .iter()
-                .map(|m| format!("{}={}", m.name, m.peer))
-                .collect::<Vec<_>>()
-                .join(",");
-            let mut cluster = Cluster {
-                members,
-                peers,
-                _dir: dir,
-            };
-            for i in 0..size {
-                cluster.start_member(i);
-            }
-            cluster.healthy().await;
-            cluster
-        }
-
-        pub(crate) fn endpoints(&self) -> Vec<String> {
-            self.members.iter().map(|m| m.client.clone()).collect()
-        }
-
-        pub(crate) fn settings(&self, prefix: &str) -> EtcdSettings {
-            EtcdSettings {
-                endpoints: self.endpoints(),
-                prefix: prefix.to_owned(),
-                user: None,
-            }
-        }
-
-        /// Starts member `i` (again, on its data: a restart).
-        pub(crate) fn start_member(&mut self, i: usize) {
-            let m = &mut self.members[i];
-            let child = Command::new("etcd")
-                .args(["--name", &m.name])
-                .arg("--data-dir")
-                .arg(&m.data)
-                .args(["--listen-client-urls", &m.client])
-                .args(["--advertise-client-urls", &m.client])
-                .args(["--listen-peer-urls", &m.peer])
-                .args(["--initial-advertise-peer-urls", &m.peer])
-                .args(["--initial-cluster", &self.peers])
-                .args(["--initial-cluster-state", "new"])
-                .args(["--initial-cluster-token", "jwtgate-test"])
-                .args(["--logger", "zap", "--log-level", "error"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap_or_else(|e| {
-                    panic!("cannot run etcd ({e}): install the Debian package etcd-server (.ci/install does)")
-                });
-            m.process = Some(child);
-        }
-
-        /// Kills member `i` (as a crash would).
-        pub(crate) fn kill_member(&mut self, i: usize) {
-            if let Some(mut child) = self.members[i].process.take() {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
-        }
-
-        /// Waits until every running member answers a write through the cluster.
-        pub(crate) async fn healthy(&self) {
-            let endpoints = self.endpoints();
-            {
-                let deadline = std::time::Instant::now() + Duration::from_secs(30);
-                loop {
-                    let ok = async {
-                        let mut client = Client::connect(&endpoints, None).await.ok()?;
-                        client.put("/health-check", "ok", None).await.ok()
-                    };
-                    if tokio::time::timeout(Duration::from_secs(3), ok)
-                        .await
-                        .ok()
-                        .flatten()
-                        .is_some()
-                    {
-                        return;
-                    }
-                    assert!(
-                        std::time::Instant::now() < deadline,
-                        "etcd did not become healthy at {endpoints:?}"
-                    );
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            }
-        }
-    }
-
-    impl Drop for Cluster {
-        fn drop(&mut self) {
-            for i in 0..self.members.len() {
-                self.kill_member(i);
-            }
-        }
-    }
-
     async fn store(cluster: &Cluster) -> EtcdStore {
-        EtcdStore::connect(&cluster.settings("/jwtgate-test"))
-            .await
-            .unwrap()
+        let settings = EtcdSettings {
+            endpoints: cluster.endpoints(),
+            prefix: "/jwtgate-test".to_owned(),
+            user: None,
+        };
+        EtcdStore::connect(&settings).await.unwrap()
     }
 
     #[tokio::test]

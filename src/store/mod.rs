@@ -4,6 +4,7 @@
 
 pub mod etcd;
 pub mod file;
+mod location;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -14,6 +15,7 @@ use tokio::sync::mpsc;
 
 pub use etcd::{EtcdSettings, EtcdStore};
 pub use file::FileStore;
+pub use location::Location;
 
 /// The collections a store holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

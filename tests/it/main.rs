@@ -6,6 +6,8 @@ mod admin;
 mod appmesh;
 mod caddy;
 mod cli;
+mod cluster;
+mod etcd_cluster;
 mod gatetoken;
 mod gateway;
 mod harness;
