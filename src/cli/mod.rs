@@ -20,6 +20,7 @@ mod gatetoken;
 mod key;
 mod role;
 mod serve;
+mod store;
 mod token;
 mod user;
 
@@ -70,9 +71,12 @@ enum Command {
     Gatetoken(gatetoken::GateTokenCommand),
     /// Run the server over the data directory: login, /auth, keys, the admin API.
     Serve(serve::ServeArgs),
+    /// Move data between stores: a directory and etcd.
+    #[command(subcommand)]
+    Store(store::StoreCommand),
 }
 
-fn parse_location(text: &str) -> Result<Location, String> {
+pub(crate) fn parse_location(text: &str) -> Result<Location, String> {
     Location::parse(text)
 }
 
@@ -89,6 +93,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Role(cmd) => role::run(cmd, &data),
         Command::Gatetoken(cmd) => gatetoken::run(cmd, &data),
         Command::Serve(args) => serve::run(args, &data),
+        Command::Store(cmd) => store::run(cmd),
     }
 }
 

@@ -195,3 +195,153 @@ fn the_servers_ride_out_etcd_failures_and_lose_nothing() {
     assert!(r.status < 300, "{r:?}");
     within("A refuses bob's revoked token", || auth(&a, &bob) == 401);
 }
+
+/// Every record of a file store: kind directory and name → value (revisions aside: each
+/// store counts its own).
+fn records(dir: &std::path::Path) -> std::collections::BTreeMap<String, serde_json::Value> {
+    let mut all = std::collections::BTreeMap::new();
+    for kind in std::fs::read_dir(dir).unwrap() {
+        let kind = kind.unwrap().path();
+        if !kind.is_dir() {
+            continue;
+        }
+        for file in std::fs::read_dir(&kind).unwrap() {
+            let file = file.unwrap().path();
+            if file.extension().is_some_and(|e| e == "json") {
+                let text = std::fs::read_to_string(&file).unwrap();
+                let record: serde_json::Value = serde_json::from_str(&text).unwrap();
+                let name = file.strip_prefix(dir).unwrap().display().to_string();
+                all.insert(name, record["value"].clone());
+            }
+        }
+    }
+    all
+}
+
+#[test]
+fn store_copy_round_trips_a_populated_store_through_etcd() {
+    let rt = runtime();
+    let cluster = rt.block_on(Cluster::start(1));
+    let etcd = format!("etcd:{}/copied", cluster.endpoints().join(","));
+    let cli = Cli::new();
+    cli.run(&["user", "add", "root:admin:root-pw"]).ok();
+    cli.run(&["role", "set", "ops", "vm.view", "vm.console"])
+        .ok();
+    cli.run(&["user", "add", "bob:ops,user:bob-pw"]).ok();
+    cli.run(&["user", "lock", "bob"]).ok();
+    cli.run(&["token", "revoke", "--user", "root"]).ok();
+    cli.run(&[
+        "gatetoken",
+        "create",
+        "vm1",
+        "--url",
+        "/vnc/vm1",
+        "--user",
+        "root",
+    ])
+    .ok();
+    cli.run(&["key", "rotate", "--alg", "EdDSA"]).ok();
+    let original = records(&cli.path("jwtgate-data"));
+    assert!(original.len() >= 8, "{original:?}");
+
+    let to_etcd = cli.run(&[
+        "store",
+        "copy",
+        "--from",
+        "file:jwtgate-data",
+        "--to",
+        &etcd,
+    ]);
+    assert_eq!(to_etcd.code, 0, "{to_etcd:?}");
+    assert!(
+        to_etcd
+            .stdout
+            .starts_with(&format!("copied {} records", original.len())),
+        "{to_etcd:?}"
+    );
+    // The copy is a working store.
+    let users = cli.run(&["user", "list", "--store", &etcd]).ok();
+    assert!(users.contains("bob") && users.contains("root"), "{users}");
+    let back = cli.run(&["store", "copy", "--from", &etcd, "--to", "file:back"]);
+    assert_eq!(back.code, 0, "{back:?}");
+    assert_eq!(records(&cli.path("back")), original);
+
+    // Nothing is overwritten, and a store is not copied onto itself.
+    let again = cli.run(&[
+        "store",
+        "copy",
+        "--from",
+        "file:jwtgate-data",
+        "--to",
+        &etcd,
+    ]);
+    assert_eq!(again.code, 1, "{again:?}");
+    assert!(again.stderr.contains("already holds data"), "{again:?}");
+    let same = cli.run(&["store", "copy", "--from", &etcd, "--to", &etcd]);
+    assert_eq!(same.code, 2, "{same:?}");
+    let missing = cli.run(&["store", "copy", "--from", "file:nowhere", "--to", "file:x"]);
+    assert_eq!(missing.code, 1, "{missing:?}");
+    assert!(
+        !cli.path("nowhere").exists(),
+        "a mistyped --from is not created"
+    );
+}
+
+#[test]
+fn two_servers_changing_one_user_at_once_lose_no_update() {
+    let rt = runtime();
+    let cluster = rt.block_on(Cluster::start(3));
+    let store = format!("etcd:{}/jwtgate-it", cluster.endpoints().join(","));
+    let env = [
+        ("JWTGATE_STORE", store.as_str()),
+        ("JWTGATE_ADMIN_PASSWORD", "admin-pw"),
+    ];
+    let cli = Cli::new();
+    cli.run_with_env(&["user", "add", "ann:user:ann-pw"], &env)
+        .ok();
+    let a = cli.serve_with_env(&[], &env);
+    let b = cli.serve_with_env(&[], &env);
+    let admin = login(&a, "admin:admin-pw").unwrap();
+    let bearer = format!("Bearer {admin}");
+    let headers = [
+        ("Authorization", bearer.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    // Each round A locks or unlocks ann while B sets her roles, at the same moment: both are
+    // read-modify-writes of the same record, and neither may undo the other.
+    for round in 0..100 {
+        let locked = round % 2 == 0;
+        let roles: &[&str] = if round % 3 == 0 {
+            &["user"]
+        } else {
+            &["api", "user"]
+        };
+        let both = std::sync::Barrier::new(2);
+        std::thread::scope(|s| {
+            let lock = s.spawn(|| {
+                both.wait();
+                let path = if locked {
+                    "/users/ann/lock"
+                } else {
+                    "/users/ann/unlock"
+                };
+                a.request("POST", path, &headers, "")
+            });
+            let set = s.spawn(|| {
+                both.wait();
+                let body = serde_json::json!({ "roles": roles }).to_string();
+                b.request("PUT", "/users/ann/roles", &headers, &body)
+            });
+            for r in [lock.join().unwrap(), set.join().unwrap()] {
+                assert!(r.status < 300, "round {round}: {r:?}");
+            }
+        });
+        let ann = a.request("GET", "/users/ann", &headers, "").json();
+        assert_eq!(ann["locked"], locked, "round {round}: {ann}");
+        assert_eq!(
+            ann["roles"],
+            serde_json::json!(roles),
+            "round {round}: {ann}"
+        );
+    }
+}
