@@ -176,12 +176,19 @@ fn the_servers_ride_out_etcd_failures_and_lose_nothing() {
         200,
         "a revocation that failed is not half-applied"
     );
+    // A login reads the user's current record, so it waits for etcd too.
+    assert_eq!(login(&b, "bob:bob-pw"), Err(503));
+    // Load balancers learn it from /readyz; /healthz (the process) stays up.
+    let ready = a.get("/readyz");
+    assert_eq!(ready.status, 503, "{ready:?}");
+    assert_eq!(a.get("/healthz").status, 200);
 
     // etcd back: what was acknowledged is there, the watches resume, the views converge.
     for i in 0..3 {
         cluster.start_member(i);
     }
     rt.block_on(cluster.healthy());
+    within("A is ready again", || a.get("/readyz").status == 200);
     within("carl logs in on A", || login(&a, "carl:carl-pw").is_ok());
     let r = as_admin(
         &a,
