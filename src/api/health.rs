@@ -12,10 +12,18 @@ use crate::state::AppState;
 use crate::store::Kind;
 
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
-    )
+    let mut text = state.metrics.render();
+    if let Some(lag) = state.model.store().watch_lag() {
+        text.push_str(
+            "# HELP jwtgate_store_watch_lag_seconds How long ago the store's watch last knew this server had every change.\n",
+        );
+        text.push_str("# TYPE jwtgate_store_watch_lag_seconds gauge\n");
+        text.push_str(&format!(
+            "jwtgate_store_watch_lag_seconds {:.3}\n",
+            lag.as_secs_f64()
+        ));
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
 
 pub async fn healthz() -> Json<Value> {

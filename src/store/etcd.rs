@@ -5,7 +5,8 @@
 //! write is a transaction conditioned on it. docs/storage.md describes the layout.
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use etcd_client::{
@@ -30,6 +31,9 @@ const RETRY_FOR: Duration = Duration::from_secs(4);
 
 /// The pause between tries.
 const RETRY: Duration = Duration::from_millis(50);
+
+/// How often the watch asks etcd to confirm it is up to date (the watch lag's resolution).
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
 /// The pause before watching again after the watch broke (etcd unreachable).
 const REWATCH: Duration = Duration::from_millis(250);
@@ -71,6 +75,8 @@ pub struct EtcdStore {
     client: Client,
     prefix: String,
     endpoints: Vec<String>,
+    /// When the watch last knew it was up to date (an answer from etcd on the watch stream).
+    current: Arc<Mutex<Option<Instant>>>,
 }
 
 impl std::fmt::Debug for EtcdStore {
@@ -101,6 +107,7 @@ impl EtcdStore {
             client,
             prefix: settings.prefix.clone(),
             endpoints: settings.endpoints.clone(),
+            current: Arc::default(),
         })
     }
 
@@ -394,6 +401,11 @@ impl Store for EtcdStore {
         });
         rx
     }
+
+    fn watch_lag(&self) -> Option<Duration> {
+        let current = *self.current.lock().unwrap_or_else(|p| p.into_inner());
+        current.map(|at| at.elapsed())
+    }
 }
 
 /// Why one watch stream ended.
@@ -416,12 +428,23 @@ impl EtcdStore {
         if let Some(revision) = *next {
             options = options.with_start_revision(revision);
         }
-        let mut stream = self
+        let (mut requests, mut stream) = self
             .client
             .watch_client()
             .watch(root.as_str(), Some(options))
-            .await?;
-        while let Some(response) = stream.message().await? {
+            .await?
+            .split();
+        let mut progress = tokio::time::interval(PROGRESS_EVERY);
+        loop {
+            let response = tokio::select! {
+                response = stream.message() => response?,
+                _ = progress.tick() => {
+                    // etcd answers with a response that says up to where the watch is current.
+                    requests.request_progress().await?;
+                    continue;
+                }
+            };
+            let Some(response) = response else { break };
             if response.compact_revision() > 0 {
                 tracing::warn!(
                     compacted = response.compact_revision(),
@@ -433,6 +456,7 @@ impl EtcdStore {
             if response.canceled() {
                 return Ok(Ended::Stream);
             }
+            *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
             if response.events().is_empty() {
                 // Created, or a progress notification: everything up to this revision was sent.
                 if let Some(header) = response.header() {

@@ -139,6 +139,12 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Changes made from now on, by this process or any other sharing the store.
     fn watch(&self) -> mpsc::Receiver<Change>;
+
+    /// How long ago the watch last knew it had every change (etcd), for `/metrics`; `None` for
+    /// a store without such a measure, or before the watch first caught up.
+    fn watch_lag(&self) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 /// Record names: 1 to 64 characters from `A-Z a-z 0-9 . _ @ -`, not starting with `.` or `-`.

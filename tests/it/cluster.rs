@@ -27,6 +27,17 @@ fn login(server: &Server, credentials: &str) -> Result<String, u16> {
     }
 }
 
+/// `jwtgate_store_watch_lag_seconds` from the server's /metrics.
+fn watch_lag(server: &Server) -> f64 {
+    let metrics = server.get("/metrics").body;
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("jwtgate_store_watch_lag_seconds "))
+        .unwrap_or_else(|| panic!("no watch lag in\n{metrics}"))
+        .parse()
+        .unwrap()
+}
+
 fn auth(server: &Server, token: &str) -> u16 {
     let bearer = format!("Bearer {token}");
     server
@@ -120,6 +131,12 @@ fn the_servers_ride_out_etcd_failures_and_lose_nothing() {
         .ok();
     let a = cli.serve_with_env(&[], &env);
     let b = cli.serve_with_env(&[], &env);
+    within("B's watch is current", || {
+        b.get("/metrics")
+            .body
+            .contains("jwtgate_store_watch_lag_seconds")
+            && watch_lag(&b) < 1.5
+    });
     let admin = login(&a, "admin:admin-pw").unwrap();
     let as_admin = |server: &Server, method: &str, path: &str, body: &str| {
         let bearer = format!("Bearer {admin}");
@@ -176,6 +193,9 @@ fn the_servers_ride_out_etcd_failures_and_lose_nothing() {
         200,
         "a revocation that failed is not half-applied"
     );
+    // /metrics shows how stale the view may be: the watch has not heard from etcd since.
+    let lag = watch_lag(&b);
+    assert!(lag > 2.0, "lag {lag}");
     // A login reads the user's current record, so it waits for etcd too.
     assert_eq!(login(&b, "bob:bob-pw"), Err(503));
     // Load balancers learn it from /readyz; /healthz (the process) stays up.
@@ -189,6 +209,7 @@ fn the_servers_ride_out_etcd_failures_and_lose_nothing() {
     }
     rt.block_on(cluster.healthy());
     within("A is ready again", || a.get("/readyz").status == 200);
+    within("B's watch catches up", || watch_lag(&b) < 1.5);
     within("carl logs in on A", || login(&a, "carl:carl-pw").is_ok());
     let r = as_admin(
         &a,
