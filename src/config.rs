@@ -37,6 +37,9 @@ pub struct RawStore {
     pub endpoints: Option<Vec<String>>,
     /// etcd key prefix (default `/jwtgate`).
     pub prefix: Option<String>,
+    /// etcd's own authentication: a user, and a file holding its password.
+    pub user: Option<String>,
+    pub password_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -86,7 +89,10 @@ pub struct RawServer {
 /// `[store]` checked: `None` when it names no store (then `--data` counts).
 fn store_location(raw: RawStore) -> Result<Option<crate::store::Location>> {
     use crate::store::Location;
-    let etcd_only = raw.endpoints.is_some() || raw.prefix.is_some();
+    let etcd_only = raw.endpoints.is_some()
+        || raw.prefix.is_some()
+        || raw.user.is_some()
+        || raw.password_file.is_some();
     match raw.backend.as_deref() {
         None if raw.dir.is_none() && !etcd_only => Ok(None),
         None => bail!(
@@ -94,7 +100,7 @@ fn store_location(raw: RawStore) -> Result<Option<crate::store::Location>> {
         ),
         Some("file") => {
             if etcd_only {
-                bail!("store.endpoints and store.prefix are for backend = \"etcd\"");
+                bail!("store.endpoints, prefix, user and password_file are for backend = \"etcd\"");
             }
             Ok(raw.dir.map(Location::File))
         }
@@ -115,6 +121,14 @@ fn store_location(raw: RawStore) -> Result<Option<crate::store::Location>> {
             if let Some(prefix) = raw.prefix {
                 settings.prefix = prefix;
             }
+            settings.user = match (raw.user, raw.password_file) {
+                (None, None) => None,
+                (Some(user), Some(file)) => Some((
+                    user,
+                    crate::store::etcd::read_password(&file).map_err(|e| anyhow::anyhow!(e))?,
+                )),
+                _ => bail!("store.user and store.password_file go together"),
+            };
             settings.check().map_err(|e| anyhow::anyhow!(e))?;
             Ok(Some(Location::Etcd(settings)))
         }

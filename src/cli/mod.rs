@@ -42,7 +42,8 @@ pub struct Cli {
     data: PathBuf,
     /// The store instead of --data: file:DIR, or an etcd cluster,
     /// etcd:http://HOST:2379[,http://HOST:2379…][/PREFIX] (prefix /jwtgate by default), which
-    /// several servers share (docs/storage.md). For `serve` it also wins over [store].
+    /// several servers share (docs/cluster.md). For `serve` it also wins over [store]. With
+    /// etcd's authentication on: JWTGATE_ETCD_USER and JWTGATE_ETCD_PASSWORD_FILE.
     #[arg(long, global = true, env = "JWTGATE_STORE", value_name = "LOCATION", value_parser = parse_location)]
     store: Option<Location>,
     /// Algorithm of the signing key made when an empty data directory is initialised.
@@ -76,14 +77,41 @@ enum Command {
     Store(store::StoreCommand),
 }
 
+/// etcd's own authentication for `--store`: `JWTGATE_ETCD_USER` and a file holding the
+/// password, `JWTGATE_ETCD_PASSWORD_FILE` (a password is not put in the environment itself).
+pub(crate) fn etcd_credentials(location: Location) -> Result<Location> {
+    let Location::Etcd(mut settings) = location else {
+        return Ok(location);
+    };
+    let user = std::env::var("JWTGATE_ETCD_USER").ok();
+    let file = std::env::var_os("JWTGATE_ETCD_PASSWORD_FILE");
+    settings.user = match (user, file) {
+        (None, None) => None,
+        (Some(user), Some(file)) => Some((
+            user,
+            crate::store::etcd::read_password(Path::new(&file)).map_err(usage)?,
+        )),
+        _ => {
+            return Err(usage(
+                "JWTGATE_ETCD_USER and JWTGATE_ETCD_PASSWORD_FILE go together",
+            ))
+        }
+    };
+    Ok(Location::Etcd(settings))
+}
+
 pub(crate) fn parse_location(text: &str) -> Result<Location, String> {
     Location::parse(text)
 }
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
+    let store = match cli.store {
+        Some(location) => Some(etcd_credentials(location)?),
+        None => None,
+    };
     let data = DataDir {
-        chosen: cli.store.is_some(),
-        location: cli.store.unwrap_or(Location::File(cli.data)),
+        chosen: store.is_some(),
+        location: store.unwrap_or(Location::File(cli.data)),
         key_alg: cli.key_alg,
     };
     match cli.command {

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use clap::Subcommand;
 
-use super::{block_on, parse_location, usage};
+use super::{block_on, etcd_credentials, parse_location, usage};
 use crate::store::{Expect, Kind, Location};
 
 #[derive(Debug, Subcommand)]
@@ -31,6 +31,7 @@ pub fn run(cmd: StoreCommand) -> Result<ExitCode> {
 }
 
 async fn copy(from: Location, to: Location) -> Result<ExitCode> {
+    let (from, to) = (etcd_credentials(from)?, etcd_credentials(to)?);
     if from == to {
         return Err(usage("--from and --to name the same store"));
     }

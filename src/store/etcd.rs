@@ -69,6 +69,20 @@ impl EtcdSettings {
     }
 }
 
+/// The password in `path` (its first line), for etcd's authentication.
+pub fn read_password(path: &std::path::Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read the etcd password file {}: {e}", path.display()))?;
+    let password = text.lines().next().unwrap_or_default();
+    if password.is_empty() {
+        return Err(format!(
+            "the etcd password file {} is empty",
+            path.display()
+        ));
+    }
+    Ok(password.to_owned())
+}
+
 /// The store on an etcd cluster. Cloning shares the connection.
 #[derive(Clone)]
 pub struct EtcdStore {
@@ -192,6 +206,20 @@ impl EtcdStore {
 /// etcd did not answer: which members were asked, and the cause in a few words (gRPC's
 /// status text and the root cause, not the whole error chain).
 fn unavailable(endpoints: &[String], e: &etcd_client::Error) -> StoreError {
+    if let etcd_client::Error::GRpcStatus(status) = e {
+        if matches!(
+            status.code(),
+            tonic::Code::Unauthenticated
+                | tonic::Code::PermissionDenied
+                | tonic::Code::InvalidArgument
+        ) {
+            return StoreError::Unavailable(format!(
+                "etcd ({}) refused: {} (check store.user and the password, and the user's permissions on the prefix)",
+                endpoints.join(", "),
+                status.message()
+            ));
+        }
+    }
     let mut cause = match e {
         etcd_client::Error::GRpcStatus(status) => status.message().to_owned(),
         other => other.to_string(),

@@ -373,3 +373,73 @@ fn two_servers_changing_one_user_at_once_lose_no_update() {
         );
     }
 }
+
+#[test]
+fn an_etcd_with_authentication_takes_the_user_and_password_file() {
+    use etcd_client::{Client, Permission};
+    let rt = runtime();
+    let cluster = rt.block_on(Cluster::start(1));
+    let endpoints = cluster.endpoints();
+    rt.block_on(async {
+        let mut etcd = Client::connect(&endpoints, None).await.unwrap();
+        etcd.user_add("root", "root-pw", None).await.unwrap();
+        etcd.user_grant_role("root", "root").await.unwrap();
+        etcd.user_add("jwtgate", "jw-pw", None).await.unwrap();
+        etcd.role_add("jwtgate").await.unwrap();
+        let keys = Permission::read_write("/secured/").with_prefix();
+        etcd.role_grant_permission("jwtgate", keys).await.unwrap();
+        etcd.user_grant_role("jwtgate", "jwtgate").await.unwrap();
+        etcd.auth_enable().await.unwrap();
+    });
+    let store = format!("etcd:{}/secured", endpoints.join(","));
+    let cli = Cli::new();
+    let good = cli.write("etcd-password", "jw-pw\n");
+    let bad = cli.write("wrong-password", "nope\n");
+    let with = |password: &std::path::Path| {
+        vec![
+            ("JWTGATE_STORE", store.clone()),
+            ("JWTGATE_ETCD_USER", "jwtgate".to_owned()),
+            ("JWTGATE_ETCD_PASSWORD_FILE", password.display().to_string()),
+            ("JWTGATE_ADMIN_PASSWORD", "admin-pw".to_owned()),
+        ]
+    };
+    let run = |args: &[&str], vars: Vec<(&'static str, String)>| {
+        let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        cli.run_with_env(args, &vars)
+    };
+    let added = run(&["user", "add", "ann:user:ann-pw"], with(&good));
+    assert_eq!(added.code, 0, "{added:?}");
+    // A wrong password, or none: etcd refuses, and the message says what to check.
+    let wrong = run(&["user", "list"], with(&bad));
+    assert_eq!(wrong.code, 1, "{wrong:?}");
+    assert!(
+        wrong
+            .stderr
+            .contains("refused: etcdserver: authentication failed"),
+        "{wrong:?}"
+    );
+    let anonymous = run(&["user", "list"], vec![("JWTGATE_STORE", store.clone())]);
+    assert_eq!(anonymous.code, 1, "{anonymous:?}");
+    assert!(anonymous.stderr.contains("refused"), "{anonymous:?}");
+    let half = run(
+        &["user", "list"],
+        vec![
+            ("JWTGATE_STORE", store.clone()),
+            ("JWTGATE_ETCD_USER", "jwtgate".to_owned()),
+        ],
+    );
+    assert_eq!(half.code, 2, "{half:?}");
+    assert!(half.stderr.contains("go together"), "{half:?}");
+
+    // serve takes them from [store].
+    let config = cli.write(
+        "jwtgate.toml",
+        &format!(
+            "[store]\nbackend = \"etcd\"\nendpoints = {:?}\nprefix = \"/secured\"\nuser = \"jwtgate\"\npassword_file = {:?}\n",
+            endpoints,
+            good.display().to_string()
+        ),
+    );
+    let server = cli.serve(&["--config", crate::harness::s(&config)]);
+    assert!(login(&server, "ann:ann-pw").is_ok());
+}
