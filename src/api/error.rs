@@ -22,11 +22,15 @@ impl ApiError {
         }
     }
 
-    pub fn unavailable(message: impl Into<String>) -> ApiError {
+    /// 503: the store failed. The cause (etcd's addresses, file paths) goes to the server log,
+    /// not to the client, who may be anyone.
+    pub fn unavailable(cause: impl Into<String>) -> ApiError {
+        let cause = cause.into();
+        tracing::warn!(%cause, "answering 503: the store is unavailable");
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "store_unavailable",
-            message,
+            "the store is unavailable; the server log says why",
         )
     }
 }

@@ -27,7 +27,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long a request is tried again when etcd did not answer: the client's balancer picks
 /// among all members, a dead one too, so a request that reached a dead member goes on to
 /// another (those fail at once), and a leader election (about a second) is waited out.
-const RETRY_FOR: Duration = Duration::from_secs(4);
+const RETRY_FOR: Duration = Duration::from_secs(6);
 
 /// The pause between tries.
 const RETRY: Duration = Duration::from_millis(50);
@@ -39,7 +39,7 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 const REWATCH: Duration = Duration::from_millis(250);
 
 /// Where the cluster is and how to log in to it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct EtcdSettings {
     /// Client URLs of the members, `http://host:2379`.
     pub endpoints: Vec<String>,
@@ -47,6 +47,17 @@ pub struct EtcdSettings {
     pub prefix: String,
     /// etcd's own authentication, when it is on.
     pub user: Option<(String, String)>,
+}
+
+impl std::fmt::Debug for EtcdSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the password: settings end up in debug logs and panics.
+        f.debug_struct("EtcdSettings")
+            .field("endpoints", &self.endpoints)
+            .field("prefix", &self.prefix)
+            .field("user", &self.user.as_ref().map(|(user, _)| user))
+            .finish()
+    }
 }
 
 impl EtcdSettings {
@@ -110,7 +121,12 @@ impl EtcdStore {
         let mut options = ConnectOptions::new()
             .with_connect_timeout(CONNECT_TIMEOUT)
             .with_timeout(REQUEST_TIMEOUT)
-            .with_keep_alive(Duration::from_secs(10), Duration::from_secs(3));
+            .with_keep_alive(Duration::from_secs(10), Duration::from_secs(3))
+            // A member cut off from the majority answers "no leader" at once (and breaks its
+            // watches) instead of holding requests until they time out.
+            .with_require_leader(true)
+            // etcd forgets login tokens when it restarts: log in again rather than fail.
+            .with_auto_token_refresh(true);
         if let Some((user, password)) = &settings.user {
             options = options.with_user(user.clone(), password.clone());
         }
@@ -336,7 +352,7 @@ impl Store for EtcdStore {
             .map_err(|e| StoreError::Task(format!("cannot encode: {e}")))?;
         let txn = Txn::new()
             .when([condition])
-            .and_then([TxnOp::put(key.as_str(), bytes.clone(), None)])
+            .and_then([TxnOp::put(key.as_str(), bytes, None)])
             .or_else([TxnOp::get(key.as_str(), None)]);
         let (response, retried) = self.txn(txn).await?;
         if response.succeeded() {
@@ -346,16 +362,15 @@ impl Store for EtcdStore {
                 .and_then(|h| u64::try_from(h.revision()).ok())
                 .ok_or_else(|| StoreError::Task("etcd answered without a revision".into()));
         }
-        // A try that failed on the way back may have been applied: then the record holds
-        // exactly what this write put.
+        // An earlier try got no answer and may have been applied, so a failed condition now
+        // does not say whether this write happened (another writer may have written the same
+        // bytes, as two logins with one TOTP code would): the outcome is unknown, not a
+        // success and not a conflict to retry on top of.
         if retried {
-            let current = response.op_responses().into_iter().find_map(|op| match op {
-                TxnOpResponse::Get(get) => get.kvs().first().cloned(),
-                _ => None,
-            });
-            if let Some(kv) = current.filter(|kv| kv.value() == bytes) {
-                return Ok(revision_of(&kv));
-            }
+            return Err(StoreError::Unavailable(format!(
+                "etcd did not confirm the write of {} '{name}'; it may or may not have been applied",
+                kind.noun()
+            )));
         }
         Err(match (expect, Self::version_now(&response)) {
             (Expect::Absent, _) => StoreError::Exists {
@@ -482,19 +497,26 @@ impl EtcdStore {
                 return Ok(Ended::Stream);
             }
             if response.canceled() {
+                tracing::warn!(
+                    reason = response.cancel_reason(),
+                    "etcd cancelled the watch; watching again"
+                );
                 return Ok(Ended::Stream);
             }
             *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
             if response.events().is_empty() {
-                // Created, or a progress notification: everything up to this revision was sent.
-                if let Some(header) = response.header() {
-                    *next = Some(header.revision() + 1);
+                // A watch from "now" starts after the revision its creation reports. Nothing
+                // else moves the resume point: a resumed watch's backlog comes after its
+                // creation, and etcd 3.4 may confirm progress before delivering it.
+                if response.created() && next.is_none() {
+                    *next = response.header().map(|h| h.revision() + 1);
                 }
                 continue;
             }
             for event in response.events() {
                 let Some(kv) = event.kv() else { continue };
-                *next = Some(kv.mod_revision() + 1);
+                let after = kv.mod_revision() + 1;
+                *next = Some(next.map_or(after, |n| n.max(after)));
                 let Some(change) = change_of(&root, event.event_type(), kv) else {
                     continue;
                 };

@@ -110,7 +110,9 @@ pub enum StoreError {
     },
     #[error("the store task failed: {0}")]
     Task(String),
-    /// The store cannot be reached (etcd down or partitioned): nothing was written.
+    /// The store cannot be reached (etcd down or partitioned). A read found nothing; a write
+    /// was not applied, or (when etcd applied it and the answer was lost) its outcome is
+    /// unknown: read again before retrying.
     #[error("the store is unavailable: {0}")]
     Unavailable(String),
 }

@@ -181,10 +181,10 @@ fn the_servers_ride_out_etcd_failures_and_lose_nothing() {
     );
     assert_eq!(r.status, 503, "{r:?}");
     assert_eq!(r.json()["error"], "store_unavailable", "{r:?}");
-    let message = r.json()["message"].as_str().unwrap().to_owned();
-    assert!(
-        message.starts_with("the store is unavailable: no etcd member answered (http://127.0.0.1:"),
-        "{message}"
+    // The client learns that the store failed; the cause (etcd's addresses) is for the log.
+    assert_eq!(
+        r.json()["message"],
+        "the store is unavailable; the server log says why"
     );
     let r = as_admin(&b, "POST", "/users/bob/revoke", "");
     assert_eq!(r.status, 503, "{r:?}");
@@ -209,6 +209,11 @@ fn the_servers_ride_out_etcd_failures_and_lose_nothing() {
     }
     rt.block_on(cluster.healthy());
     within("A is ready again", || a.get("/readyz").status == 200);
+    assert_eq!(
+        auth(&a, &ann),
+        401,
+        "the revocation acknowledged before the outage holds"
+    );
     within("B's watch catches up", || watch_lag(&b) < 1.5);
     within("carl logs in on A", || login(&a, "carl:carl-pw").is_ok());
     let r = as_admin(
