@@ -58,88 +58,60 @@ fn within(what: &str, probe: impl Fn() -> bool) -> Duration {
     started.elapsed()
 }
 
-#[test]
-fn two_servers_on_one_etcd_share_users_revocations_and_keys() {
-    let rt = runtime();
-    let cluster = rt.block_on(Cluster::start(3));
-    let store = format!("etcd:{}/jwtgate-it", cluster.endpoints().join(","));
-    let env = [
-        ("JWTGATE_STORE", store.as_str()),
-        ("JWTGATE_ADMIN_PASSWORD", "admin-pw"),
-    ];
-    let cli = Cli::new();
-    // The CLI initialises the cluster's store as it would a directory.
-    cli.run_with_env(&["user", "add", "ann:user:ann-pw"], &env)
-        .ok();
-    let a = cli.serve_with_env(&[], &env);
-    let b = cli.serve_with_env(&[], &env);
-
-    // A user added through A's admin API logs in on B.
-    let admin = login(&a, "admin:admin-pw").unwrap();
-    let r = a.request(
-        "PUT",
-        "/users/bob",
-        &[
-            ("Authorization", format!("Bearer {admin}").as_str()),
-            ("Content-Type", "application/json"),
-        ],
-        r#"{"password": "bob-pw", "roles": ["user"]}"#,
-    );
-    assert_eq!(r.status, 201, "{r:?}");
-    within("bob logs in on B", || login(&b, "bob:bob-pw").is_ok());
-
-    // A revocation on A is honoured by B within a second.
-    let ann = login(&b, "ann:ann-pw").unwrap();
-    assert_eq!(auth(&b, &ann), 200);
-    let r = a.request(
-        "POST",
-        "/users/ann/revoke",
-        &[("Authorization", format!("Bearer {admin}").as_str())],
-        "",
-    );
-    assert!(r.status < 300, "{r:?}");
-    let took = within("B refuses ann's revoked token", || auth(&b, &ann) == 401);
-    assert!(took < Duration::from_secs(1), "took {took:?}");
-
-    // A key rotation on A: tokens signed with the new key verify on B.
-    let r = a.request("GET", "/jwks", &[], "");
-    let before = r.json()["keys"].as_array().unwrap().len();
-    cli.run_with_env(&["key", "rotate"], &env).ok();
-    within("A publishes the new key", || {
-        a.get("/jwks").json()["keys"].as_array().unwrap().len() > before
-    });
-    let bob = login(&a, "bob:bob-pw").unwrap();
-    within("B verifies a token signed with the new key", || {
-        auth(&b, &bob) == 200
-    });
-    drop(cluster);
+/// A three-member etcd cluster, users added through the CLI (which initialises the store, as
+/// it would a directory), two jwtgate servers on it, and the admin's token.
+struct TwoServers {
+    a: Server,
+    b: Server,
+    admin: String,
+    cli: Cli,
+    store: String,
+    cluster: Cluster,
+    rt: tokio::runtime::Runtime,
 }
 
-#[test]
-fn the_servers_ride_out_etcd_failures_and_lose_nothing() {
-    let rt = runtime();
-    let mut cluster = rt.block_on(Cluster::start(3));
-    let store = format!("etcd:{}/jwtgate-it", cluster.endpoints().join(","));
-    let env = [
-        ("JWTGATE_STORE", store.as_str()),
-        ("JWTGATE_ADMIN_PASSWORD", "admin-pw"),
-    ];
-    let cli = Cli::new();
-    cli.run_with_env(&["user", "add", "ann:user:ann-pw"], &env)
-        .ok();
-    cli.run_with_env(&["user", "add", "bob:user:bob-pw"], &env)
-        .ok();
-    let a = cli.serve_with_env(&[], &env);
-    let b = cli.serve_with_env(&[], &env);
-    within("B's watch is current", || {
-        b.get("/metrics")
-            .body
-            .contains("jwtgate_store_watch_lag_seconds")
-            && watch_lag(&b) < 1.5
-    });
-    let admin = login(&a, "admin:admin-pw").unwrap();
-    let as_admin = |server: &Server, method: &str, path: &str, body: &str| {
-        let bearer = format!("Bearer {admin}");
+impl TwoServers {
+    fn start(users: &[&str]) -> TwoServers {
+        let rt = runtime();
+        let cluster = rt.block_on(Cluster::start(3));
+        let store = format!("etcd:{}/jwtgate-it", cluster.endpoints().join(","));
+        let cli = Cli::new();
+        let env = [
+            ("JWTGATE_STORE", store.as_str()),
+            ("JWTGATE_ADMIN_PASSWORD", "admin-pw"),
+        ];
+        for user in users {
+            cli.run_with_env(&["user", "add", user], &env).ok();
+        }
+        let a = cli.serve_with_env(&[], &env);
+        let b = cli.serve_with_env(&[], &env);
+        let admin = login(&a, "admin:admin-pw").unwrap();
+        TwoServers {
+            a,
+            b,
+            admin,
+            cli,
+            store,
+            cluster,
+            rt,
+        }
+    }
+
+    /// A CLI command on the cluster's store.
+    fn run(&self, args: &[&str]) -> crate::harness::Run {
+        self.cli
+            .run_with_env(args, &[("JWTGATE_STORE", self.store.as_str())])
+    }
+
+    /// A request to `server` with the admin's token.
+    fn as_admin(
+        &self,
+        server: &Server,
+        method: &str,
+        path: &str,
+        body: &str,
+    ) -> crate::harness::Response {
+        let bearer = format!("Bearer {}", self.admin);
         server.request(
             method,
             path,
@@ -149,18 +121,65 @@ fn the_servers_ride_out_etcd_failures_and_lose_nothing() {
             ],
             body,
         )
-    };
+    }
+}
+
+#[test]
+fn two_servers_on_one_etcd_share_users_revocations_and_keys() {
+    let s = TwoServers::start(&["ann:user:ann-pw"]);
+    let (a, b) = (&s.a, &s.b);
+
+    // A user added through A's admin API logs in on B.
+    let r = s.as_admin(
+        a,
+        "PUT",
+        "/users/bob",
+        r#"{"password": "bob-pw", "roles": ["user"]}"#,
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+    within("bob logs in on B", || login(b, "bob:bob-pw").is_ok());
+
+    // A revocation on A is honoured by B within a second.
+    let ann = login(b, "ann:ann-pw").unwrap();
+    assert_eq!(auth(b, &ann), 200);
+    let r = s.as_admin(a, "POST", "/users/ann/revoke", "");
+    assert!(r.status < 300, "{r:?}");
+    let took = within("B refuses ann's revoked token", || auth(b, &ann) == 401);
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+
+    // A key rotation: tokens signed with the new key verify on B.
+    let before = a.get("/jwks").json()["keys"].as_array().unwrap().len();
+    s.run(&["key", "rotate"]).ok();
+    within("A publishes the new key", || {
+        a.get("/jwks").json()["keys"].as_array().unwrap().len() > before
+    });
+    let bob = login(a, "bob:bob-pw").unwrap();
+    within("B verifies a token signed with the new key", || {
+        auth(b, &bob) == 200
+    });
+}
+
+#[test]
+fn the_servers_ride_out_etcd_failures_and_lose_nothing() {
+    let mut s = TwoServers::start(&["ann:user:ann-pw", "bob:user:bob-pw"]);
+    within("B's watch is current", || {
+        s.b.get("/metrics")
+            .body
+            .contains("jwtgate_store_watch_lag_seconds")
+            && watch_lag(&s.b) < 1.5
+    });
+    let (a, b) = (&s.a, &s.b);
 
     // One member of three down: logins, revocations and verification go on.
-    cluster.kill_member(0);
-    let ann = login(&a, "ann:ann-pw").unwrap();
-    let bob = login(&b, "bob:bob-pw").unwrap();
-    assert_eq!(auth(&b, &ann), 200);
-    let r = as_admin(&a, "POST", "/users/ann/revoke", "");
+    s.cluster.kill_member(0);
+    let ann = login(a, "ann:ann-pw").unwrap();
+    let bob = login(b, "bob:bob-pw").unwrap();
+    assert_eq!(auth(b, &ann), 200);
+    let r = s.as_admin(a, "POST", "/users/ann/revoke", "");
     assert!(r.status < 300, "{r:?}");
-    within("B refuses ann's revoked token", || auth(&b, &ann) == 401);
-    let r = as_admin(
-        &b,
+    within("B refuses ann's revoked token", || auth(b, &ann) == 401);
+    let r = s.as_admin(
+        b,
         "PUT",
         "/users/carl",
         r#"{"password": "carl-pw", "roles": ["user"]}"#,
@@ -168,13 +187,13 @@ fn the_servers_ride_out_etcd_failures_and_lose_nothing() {
     assert_eq!(r.status, 201, "{r:?}");
 
     // Every member down: tokens still verify from the servers' views; writes answer 503.
-    cluster.kill_member(1);
-    cluster.kill_member(2);
-    assert_eq!(auth(&a, &bob), 200);
-    assert_eq!(auth(&b, &bob), 200);
-    assert_eq!(auth(&b, &ann), 401, "still revoked");
-    let r = as_admin(
-        &a,
+    s.cluster.kill_member(1);
+    s.cluster.kill_member(2);
+    assert_eq!(auth(a, &bob), 200);
+    assert_eq!(auth(b, &bob), 200);
+    assert_eq!(auth(b, &ann), 401, "still revoked");
+    let r = s.as_admin(
+        a,
         "PUT",
         "/users/dora",
         r#"{"password": "dora-pw", "roles": ["user"]}"#,
@@ -186,18 +205,18 @@ fn the_servers_ride_out_etcd_failures_and_lose_nothing() {
         r.json()["message"],
         "the store is unavailable; the server log says why"
     );
-    let r = as_admin(&b, "POST", "/users/bob/revoke", "");
+    let r = s.as_admin(b, "POST", "/users/bob/revoke", "");
     assert_eq!(r.status, 503, "{r:?}");
     assert_eq!(
-        auth(&b, &bob),
+        auth(b, &bob),
         200,
         "a revocation that failed is not half-applied"
     );
     // /metrics shows how stale the view may be: the watch has not heard from etcd since.
-    let lag = watch_lag(&b);
+    let lag = watch_lag(b);
     assert!(lag > 2.0, "lag {lag}");
     // A login reads the user's current record, so it waits for etcd too.
-    assert_eq!(login(&b, "bob:bob-pw"), Err(503));
+    assert_eq!(login(b, "bob:bob-pw"), Err(503));
     // Load balancers learn it from /readyz; /healthz (the process) stays up.
     let ready = a.get("/readyz");
     assert_eq!(ready.status, 503, "{ready:?}");
@@ -205,28 +224,28 @@ fn the_servers_ride_out_etcd_failures_and_lose_nothing() {
 
     // etcd back: what was acknowledged is there, the watches resume, the views converge.
     for i in 0..3 {
-        cluster.start_member(i);
+        s.cluster.start_member(i);
     }
-    rt.block_on(cluster.healthy());
+    s.rt.block_on(s.cluster.healthy());
     within("A is ready again", || a.get("/readyz").status == 200);
     assert_eq!(
-        auth(&a, &ann),
+        auth(a, &ann),
         401,
         "the revocation acknowledged before the outage holds"
     );
-    within("B's watch catches up", || watch_lag(&b) < 1.5);
-    within("carl logs in on A", || login(&a, "carl:carl-pw").is_ok());
-    let r = as_admin(
-        &a,
+    within("B's watch catches up", || watch_lag(b) < 1.5);
+    within("carl logs in on A", || login(a, "carl:carl-pw").is_ok());
+    let r = s.as_admin(
+        a,
         "PUT",
         "/users/dora",
         r#"{"password": "dora-pw", "roles": ["user"]}"#,
     );
     assert_eq!(r.status, 201, "{r:?}");
-    within("dora logs in on B", || login(&b, "dora:dora-pw").is_ok());
-    let r = as_admin(&b, "POST", "/users/bob/revoke", "");
+    within("dora logs in on B", || login(b, "dora:dora-pw").is_ok());
+    let r = s.as_admin(b, "POST", "/users/bob/revoke", "");
     assert!(r.status < 300, "{r:?}");
-    within("A refuses bob's revoked token", || auth(&a, &bob) == 401);
+    within("A refuses bob's revoked token", || auth(a, &bob) == 401);
 }
 
 /// Every record of a file store: kind directory and name → value (revisions aside: each
@@ -322,20 +341,9 @@ fn store_copy_round_trips_a_populated_store_through_etcd() {
 
 #[test]
 fn two_servers_changing_one_user_at_once_lose_no_update() {
-    let rt = runtime();
-    let cluster = rt.block_on(Cluster::start(3));
-    let store = format!("etcd:{}/jwtgate-it", cluster.endpoints().join(","));
-    let env = [
-        ("JWTGATE_STORE", store.as_str()),
-        ("JWTGATE_ADMIN_PASSWORD", "admin-pw"),
-    ];
-    let cli = Cli::new();
-    cli.run_with_env(&["user", "add", "ann:user:ann-pw"], &env)
-        .ok();
-    let a = cli.serve_with_env(&[], &env);
-    let b = cli.serve_with_env(&[], &env);
-    let admin = login(&a, "admin:admin-pw").unwrap();
-    let bearer = format!("Bearer {admin}");
+    let s = TwoServers::start(&["ann:user:ann-pw"]);
+    let (a, b) = (&s.a, &s.b);
+    let bearer = format!("Bearer {}", s.admin);
     let headers = [
         ("Authorization", bearer.as_str()),
         ("Content-Type", "application/json"),
