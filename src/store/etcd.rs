@@ -206,8 +206,8 @@ impl EtcdStore {
         })
     }
 
-    /// After a transaction's condition failed: the record's version now (`None`: absent).
-    fn version_now(response: &etcd_client::TxnResponse) -> Option<u64> {
+    /// After a transaction's condition failed: the record's revision now (`None`: absent).
+    fn revision_now(response: &etcd_client::TxnResponse) -> Option<u64> {
         response
             .op_responses()
             .into_iter()
@@ -372,7 +372,7 @@ impl Store for EtcdStore {
                 kind.noun()
             )));
         }
-        Err(match (expect, Self::version_now(&response)) {
+        Err(match (expect, Self::revision_now(&response)) {
             (Expect::Absent, _) => StoreError::Exists {
                 kind,
                 name: name.to_owned(),
@@ -408,7 +408,7 @@ impl Store for EtcdStore {
         if response.succeeded() {
             return Ok(());
         }
-        Err(match Self::version_now(&response) {
+        Err(match Self::revision_now(&response) {
             // Gone after a try that may have deleted it: it is deleted.
             None if retried => return Ok(()),
             None => StoreError::NotFound {
