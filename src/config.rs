@@ -33,13 +33,18 @@ pub struct RawStore {
     pub backend: Option<String>,
     /// The file store's directory.
     pub dir: Option<PathBuf>,
-    /// etcd members' client URLs, `http://host:2379`.
+    /// etcd members' client URLs, `http://host:2379` (or all `https://`).
     pub endpoints: Option<Vec<String>>,
     /// etcd key prefix (default `/jwtgate`).
     pub prefix: Option<String>,
     /// etcd's own authentication: a user, and a file holding its password.
     pub user: Option<String>,
     pub password_file: Option<PathBuf>,
+    /// TLS to etcd (`https://` members): the CA that signed their certificates (default: the
+    /// public web roots), and a client certificate and key when etcd asks for one.
+    pub ca_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -92,7 +97,10 @@ fn store_location(raw: RawStore) -> Result<Option<crate::store::Location>> {
     let etcd_only = raw.endpoints.is_some()
         || raw.prefix.is_some()
         || raw.user.is_some()
-        || raw.password_file.is_some();
+        || raw.password_file.is_some()
+        || raw.ca_file.is_some()
+        || raw.cert_file.is_some()
+        || raw.key_file.is_some();
     match raw.backend.as_deref() {
         None if raw.dir.is_none() && !etcd_only => Ok(None),
         None => bail!(
@@ -100,7 +108,7 @@ fn store_location(raw: RawStore) -> Result<Option<crate::store::Location>> {
         ),
         Some("file") => {
             if etcd_only {
-                bail!("store.endpoints, prefix, user and password_file are for backend = \"etcd\"");
+                bail!("store.endpoints, prefix, user, password_file, ca_file, cert_file and key_file are for backend = \"etcd\"");
             }
             Ok(raw.dir.map(Location::File))
         }
@@ -129,6 +137,21 @@ fn store_location(raw: RawStore) -> Result<Option<crate::store::Location>> {
                 )),
                 _ => bail!("store.user and store.password_file go together"),
             };
+            let tls_files = [&raw.ca_file, &raw.cert_file, &raw.key_file];
+            if tls_files.iter().any(|f| f.is_some()) {
+                if settings.tls.is_none() {
+                    bail!("store.ca_file, cert_file and key_file are for https:// endpoints");
+                }
+                settings.tls = Some(
+                    crate::store::EtcdTls::read(
+                        raw.ca_file.as_deref(),
+                        raw.cert_file.as_deref(),
+                        raw.key_file.as_deref(),
+                        ["store.ca_file", "store.cert_file", "store.key_file"],
+                    )
+                    .map_err(|e| anyhow::anyhow!(e))?,
+                );
+            }
             settings.check().map_err(|e| anyhow::anyhow!(e))?;
             Ok(Some(Location::Etcd(settings)))
         }
@@ -548,7 +571,23 @@ mod tests {
             ),
             (
                 "[store]\nbackend = \"etcd\"\nendpoints = [\"a:1\"]",
-                "is not an http:// URL",
+                "is not an http:// or https:// URL",
+            ),
+            (
+                "[store]\nbackend = \"etcd\"\nendpoints = [\"http://a:1\"]\nca_file = \"ca.pem\"",
+                "are for https:// endpoints",
+            ),
+            (
+                "[store]\nbackend = \"etcd\"\nendpoints = [\"https://a:1\"]\ncert_file = \"c.pem\"",
+                "store.cert_file and store.key_file go together",
+            ),
+            (
+                "[store]\nbackend = \"etcd\"\nendpoints = [\"https://a:1\"]\nca_file = \"/nonexistent/ca.pem\"",
+                "store.ca_file: cannot read /nonexistent/ca.pem",
+            ),
+            (
+                "[store]\nbackend = \"file\"\nca_file = \"ca.pem\"",
+                "are for backend = \"etcd\"",
             ),
             (
                 "[store]\nbackend = \"etcd\"\nendpoints = [\"http://a:1\"]\nprefix = \"x\"",

@@ -12,7 +12,7 @@ use jwtgate_core::{KeySet, Rules};
 use crate::access::Directory;
 use crate::config::Config;
 use crate::model::Model;
-use crate::store::Kind;
+use crate::store::{Event, Kind};
 
 /// Cloned for every request (axum's `State`), so one reference count to bump.
 #[derive(Clone)]
@@ -334,16 +334,20 @@ impl AppState {
         let state = self.clone();
         let mut changes = self.model.store().watch();
         tokio::spawn(async move {
-            // The watch starts from what the store holds when it starts, which may be later
-            // than what `new` loaded: a full reload now and then repairs anything missed.
+            // The watch says `Reload` once it runs (what changed since `new` loaded is then
+            // read again) and whenever it lost track (etcd compacted what it needed). A full
+            // reload now and then is a backstop for anything else a store might miss.
             let mut resync = tokio::time::interval(std::time::Duration::from_secs(5));
             resync.tick().await;
             loop {
                 tokio::select! {
-                    change = changes.recv() => {
-                        let Some(change) = change else { return };
-                        state.apply_change(change.kind, &change.name).await;
-                    }
+                    event = changes.recv() => match event {
+                        None => return,
+                        Some(Event::Changed(change)) => {
+                            state.apply_change(change.kind, &change.name).await;
+                        }
+                        Some(Event::Reload) => state.resync().await,
+                    },
                     _ = resync.tick() => state.resync().await,
                 }
             }

@@ -31,7 +31,7 @@ pub async fn healthz() -> Json<Value> {
 }
 
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    match state.model.store().get(Kind::Keyset, KEYSET).await {
+    match state.model.store().probe(Kind::Keyset, KEYSET).await {
         Ok(Some(_)) => Ok(Json(json!({ "status": "ready" }))),
         Ok(None) => Err(ApiError::unavailable("the store has no signing keyset")),
         Err(e) => Err(ApiError::unavailable(format!(

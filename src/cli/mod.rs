@@ -43,7 +43,9 @@ pub struct Cli {
     /// The store instead of --data: file:DIR, or an etcd cluster,
     /// etcd:http://HOST:2379[,http://HOST:2379…][/PREFIX] (prefix /jwtgate by default), which
     /// several servers share (docs/cluster.md). For `serve` it also wins over [store]. With
-    /// etcd's authentication on: JWTGATE_ETCD_USER and JWTGATE_ETCD_PASSWORD_FILE.
+    /// etcd's authentication on: JWTGATE_ETCD_USER and JWTGATE_ETCD_PASSWORD_FILE. With
+    /// https:// members: JWTGATE_ETCD_CA_FILE (default: the public web roots), and
+    /// JWTGATE_ETCD_CERT_FILE with JWTGATE_ETCD_KEY_FILE for a client certificate.
     #[arg(long, global = true, env = "JWTGATE_STORE", value_name = "LOCATION", value_parser = parse_location)]
     store: Option<Location>,
     /// Algorithm of the signing key made when an empty data directory is initialised.
@@ -78,7 +80,9 @@ enum Command {
 }
 
 /// etcd's own authentication for `--store`: `JWTGATE_ETCD_USER` and a file holding the
-/// password, `JWTGATE_ETCD_PASSWORD_FILE` (a password is not put in the environment itself).
+/// password, `JWTGATE_ETCD_PASSWORD_FILE` (a password is not put in the environment itself);
+/// TLS files for `https://` members: `JWTGATE_ETCD_CA_FILE`, `JWTGATE_ETCD_CERT_FILE` and
+/// `JWTGATE_ETCD_KEY_FILE`.
 pub(crate) fn etcd_credentials(location: Location) -> Result<Location> {
     let Location::Etcd(mut settings) = location else {
         return Ok(location);
@@ -97,6 +101,24 @@ pub(crate) fn etcd_credentials(location: Location) -> Result<Location> {
             ))
         }
     };
+    let names = [
+        "JWTGATE_ETCD_CA_FILE",
+        "JWTGATE_ETCD_CERT_FILE",
+        "JWTGATE_ETCD_KEY_FILE",
+    ];
+    let files = names.map(|name| std::env::var_os(name).map(PathBuf::from));
+    if files.iter().any(Option::is_some) {
+        if settings.tls.is_none() {
+            return Err(usage(
+                "JWTGATE_ETCD_CA_FILE, JWTGATE_ETCD_CERT_FILE and JWTGATE_ETCD_KEY_FILE are for https:// members",
+            ));
+        }
+        let [ca, cert, key] = files;
+        settings.tls = Some(
+            crate::store::EtcdTls::read(ca.as_deref(), cert.as_deref(), key.as_deref(), names)
+                .map_err(usage)?,
+        );
+    }
     Ok(Location::Etcd(settings))
 }
 
@@ -182,7 +204,13 @@ impl DataDir {
             .await
             .with_context(|| format!("cannot open the store {shown}"))?;
         let model = Model::new(store);
-        match (init::state(&model).await?, need) {
+        // `key rotate` (Need::Keys) repairs a missing keyset: it need not wait for one.
+        let state = if need == Need::Keys {
+            init::state(&model).await?
+        } else {
+            settled_state(&model).await?
+        };
+        match (state, need) {
             (init::State::Ready, _) | (init::State::NoKeyset, Need::Keys) => {}
             (init::State::Empty, Need::Existing) => bail!(
                 "{shown} holds no jwtgate data yet; the first `jwtgate user add` or `jwtgate role set` initialises it"
@@ -210,6 +238,20 @@ impl DataDir {
             (None, _) => {}
         }
         Ok(())
+    }
+}
+
+/// The store's state; when it has users or roles but no keyset, asked again for a few seconds:
+/// another process sharing the store (a second server starting on an empty etcd prefix) may
+/// be initialising it, and writes the keyset last.
+async fn settled_state(model: &Model) -> Result<init::State> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let state = init::state(model).await?;
+        if state != init::State::NoKeyset || tokio::time::Instant::now() >= deadline {
+            return Ok(state);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
 

@@ -16,7 +16,7 @@ use etcd_client::{
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use super::{check_name, Change, Expect, Kind, Record, Store, StoreError};
+use super::{check_name, Change, Event, Expect, Kind, Record, Store, StoreError};
 
 /// How long connecting to an etcd member may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -28,6 +28,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
 /// among all members, a dead one too, so a request that reached a dead member goes on to
 /// another (those fail at once), and a leader election (about a second) is waited out.
 const RETRY_FOR: Duration = Duration::from_secs(6);
+
+/// How long `/readyz`'s probe may take.
+const PROBE_FOR: Duration = Duration::from_secs(2);
 
 /// The pause between tries.
 const RETRY: Duration = Duration::from_millis(50);
@@ -41,30 +44,69 @@ const REWATCH: Duration = Duration::from_millis(250);
 /// Where the cluster is and how to log in to it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct EtcdSettings {
-    /// Client URLs of the members, `http://host:2379`.
+    /// Client URLs of the members, `http://host:2379`, or all `https://`.
     pub endpoints: Vec<String>,
     /// The key prefix, `/jwtgate`: leading `/`, no trailing `/`.
     pub prefix: String,
     /// etcd's own authentication, when it is on.
     pub user: Option<(String, String)>,
+    /// How to check the members and prove who we are: set exactly when the endpoints are
+    /// `https://`.
+    pub tls: Option<EtcdTls>,
+}
+
+/// TLS to the members.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct EtcdTls {
+    /// The CA certificates (PEM) the members' certificates must chain to; without them, the
+    /// public web roots (Mozilla's, built in).
+    pub ca: Option<String>,
+    /// A client certificate chain and its private key (PEM), for an etcd that asks for one
+    /// (`--client-cert-auth`).
+    pub identity: Option<(String, String)>,
 }
 
 impl std::fmt::Debug for EtcdSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Never the password: settings end up in debug logs and panics.
+        // Never the password or a private key: settings end up in debug logs and panics.
         f.debug_struct("EtcdSettings")
             .field("endpoints", &self.endpoints)
             .field("prefix", &self.prefix)
             .field("user", &self.user.as_ref().map(|(user, _)| user))
+            .field("tls", &self.tls)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for EtcdTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EtcdTls")
+            .field("ca", &self.ca.as_ref().map(|_| "PEM"))
+            .field("client_certificate", &self.identity.is_some())
             .finish()
     }
 }
 
 impl EtcdSettings {
-    /// Refuses a prefix that is not `/segment[/segment…]`, or no endpoints.
+    /// Refuses a prefix that is not `/segment[/segment…]`, no endpoints, or a mix of `http`
+    /// and `https` members.
     pub fn check(&self) -> Result<(), String> {
         if self.endpoints.is_empty() {
             return Err("store.endpoints: name at least one etcd member".into());
+        }
+        let https = self.endpoints.iter().filter(|e| e.starts_with("https://"));
+        match https.count() {
+            0 if self.tls.is_some() => {
+                return Err(
+                    "TLS settings for etcd need https:// members (https://HOST:PORT)".into(),
+                )
+            }
+            0 => {}
+            n if n < self.endpoints.len() => {
+                return Err("the etcd members are either all http:// or all https://".into())
+            }
+            _ if self.tls.is_none() => return Err("https:// members need TLS settings".into()),
+            _ => {}
         }
         let prefix = &self.prefix;
         if !prefix.starts_with('/')
@@ -92,6 +134,56 @@ pub fn read_password(path: &std::path::Path) -> Result<String, String> {
         ));
     }
     Ok(password.to_owned())
+}
+
+impl EtcdTls {
+    /// Reads the CA file and the client certificate and key files (PEM), any of them `None`;
+    /// `names` are how messages call the three (config keys or environment variables).
+    pub fn read(
+        ca: Option<&std::path::Path>,
+        cert: Option<&std::path::Path>,
+        key: Option<&std::path::Path>,
+        names: [&str; 3],
+    ) -> Result<EtcdTls, String> {
+        use tokio_rustls::rustls::pki_types::pem::PemObject;
+        use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let read = |name: &str, path: &std::path::Path| {
+            std::fs::read_to_string(path)
+                .map_err(|e| format!("{name}: cannot read {}: {e}", path.display()))
+        };
+        let certificates = |name: &str, path: &std::path::Path| {
+            let pem = read(name, path)?;
+            let count = CertificateDer::pem_slice_iter(pem.as_bytes())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("{name}: {} is not valid PEM: {e}", path.display()))?
+                .len();
+            if count == 0 {
+                return Err(format!(
+                    "{name}: {} holds no CERTIFICATE block",
+                    path.display()
+                ));
+            }
+            Ok(pem)
+        };
+        let [ca_name, cert_name, key_name] = names;
+        let ca = ca.map(|path| certificates(ca_name, path)).transpose()?;
+        let identity = match (cert, key) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => {
+                let chain = certificates(cert_name, cert)?;
+                let pem = read(key_name, key)?;
+                PrivateKeyDer::from_pem_slice(pem.as_bytes()).map_err(|_| {
+                    format!(
+                        "{key_name}: {} holds no private key (PKCS#8, PKCS#1 or SEC1 PEM)",
+                        key.display()
+                    )
+                })?;
+                Some((chain, pem))
+            }
+            _ => return Err(format!("{cert_name} and {key_name} go together")),
+        };
+        Ok(EtcdTls { ca, identity })
+    }
 }
 
 /// The store on an etcd cluster. Cloning shares the connection.
@@ -130,6 +222,17 @@ impl EtcdStore {
         if let Some((user, password)) = &settings.user {
             options = options.with_user(user.clone(), password.clone());
         }
+        if let Some(tls) = &settings.tls {
+            let mut config = etcd_client::TlsOptions::new();
+            config = match &tls.ca {
+                Some(ca) => config.ca_certificate(etcd_client::Certificate::from_pem(ca)),
+                None => config.with_webpki_roots(),
+            };
+            if let Some((cert, key)) = &tls.identity {
+                config = config.identity(etcd_client::Identity::from_pem(cert, key));
+            }
+            options = options.with_tls(config);
+        }
         let client = Client::connect(&settings.endpoints, Some(options))
             .await
             .map_err(|e| unavailable(&settings.endpoints, &e))?;
@@ -153,9 +256,9 @@ impl EtcdStore {
         unavailable(&self.endpoints, e)
     }
 
-    /// Runs `request` until etcd answers, or for `RETRY_FOR` (a try under way may take up to
+    /// Runs `request` until etcd answers, or for `budget` (a try under way may take up to
     /// `REQUEST_TIMEOUT` more).
-    async fn retrying<T, F, Fut>(&self, mut request: F) -> Result<T, StoreError>
+    async fn retrying<T, F, Fut>(&self, budget: Duration, mut request: F) -> Result<T, StoreError>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, etcd_client::Error>>,
@@ -165,7 +268,7 @@ impl EtcdStore {
         loop {
             match request().await {
                 Ok(answer) => return Ok(answer),
-                Err(e) if started.elapsed() >= RETRY_FOR || !transient(&e) => {
+                Err(e) if started.elapsed() >= budget || !transient(&e) => {
                     return Err(self.unavailable(&e))
                 }
                 Err(e) => {
@@ -183,7 +286,7 @@ impl EtcdStore {
     async fn txn(&self, txn: Txn) -> Result<(etcd_client::TxnResponse, bool), StoreError> {
         let mut tries = 0;
         let response = self
-            .retrying(|| {
+            .retrying(RETRY_FOR, || {
                 tries += 1;
                 let mut kv = self.client.kv_client();
                 let txn = txn.clone();
@@ -236,22 +339,48 @@ fn unavailable(endpoints: &[String], e: &etcd_client::Error) -> StoreError {
             ));
         }
     }
-    let mut cause = match e {
-        etcd_client::Error::GRpcStatus(status) => status.message().to_owned(),
-        other => other.to_string(),
-    };
-    let mut root: &dyn std::error::Error = e;
-    while let Some(source) = root.source() {
-        root = source;
-    }
-    let root = root.to_string();
-    if !cause.contains(&root) {
-        cause = format!("{cause}: {root}");
+    let mut cause = cause(e);
+    // TLS trouble shows as a certificate error (ours does not trust theirs) or as a closed
+    // connection (theirs wants a certificate from us, or speaks TLS to plain HTTP); say where
+    // to look.
+    let closed = ["connection closed", "broken pipe", "reset by peer"]
+        .iter()
+        .any(|c| cause.contains(c));
+    if endpoints.iter().any(|e| e.starts_with("https://")) {
+        if cause.contains("certificate") {
+            cause.push_str(" (check the CA file: store.ca_file or JWTGATE_ETCD_CA_FILE)");
+        } else if closed {
+            cause.push_str(" (does etcd ask for a client certificate? store.cert_file and key_file, or JWTGATE_ETCD_CERT_FILE and JWTGATE_ETCD_KEY_FILE)");
+        }
+    } else if closed {
+        cause.push_str(" (do the members speak TLS? then name them https://)");
     }
     StoreError::Unavailable(format!(
         "no etcd member answered ({}): {cause}",
         endpoints.join(", ")
     ))
+}
+
+/// The cause in a few words: gRPC's status text and each distinct cause below it (etcd-client's
+/// and tonic's own texts would repeat them, with debug dumps).
+fn cause(e: &etcd_client::Error) -> String {
+    use std::error::Error as _;
+    let (mut text, mut next) = match e {
+        etcd_client::Error::GRpcStatus(status) => (status.message().to_owned(), status.source()),
+        etcd_client::Error::TransportError(t) => (t.to_string(), t.source()),
+        other => (other.to_string(), None),
+    };
+    while let Some(err) = next {
+        let part = match err.downcast_ref::<tonic::Status>() {
+            Some(status) => status.message().to_owned(),
+            None => err.to_string(),
+        };
+        if !part.is_empty() && !text.contains(&part) {
+            text = format!("{text}: {part}");
+        }
+        next = err.source();
+    }
+    text
 }
 
 /// Whether etcd may answer a second try: it could not be reached or did not answer, as
@@ -280,7 +409,7 @@ impl Store for EtcdStore {
         check_name(kind, name)?;
         let key = self.key(kind, name);
         let response = self
-            .retrying(|| {
+            .retrying(RETRY_FOR, || {
                 let mut kv = self.client.kv_client();
                 let key = key.clone();
                 async move { kv.get(key, None).await }
@@ -299,7 +428,7 @@ impl Store for EtcdStore {
             .with_prefix()
             .with_sort(SortTarget::Key, SortOrder::Ascend);
         let response = self
-            .retrying(|| {
+            .retrying(RETRY_FOR, || {
                 let mut kv = self.client.kv_client();
                 let (collection, options) = (collection.clone(), options.clone());
                 async move { kv.get(collection, Some(options)).await }
@@ -421,9 +550,9 @@ impl Store for EtcdStore {
 
     /// Changes under the prefix, from etcd's watch. When the watch breaks (a member down, the
     /// cluster unreachable) it starts again from the revision after the last one seen, so no
-    /// change is missed; if etcd compacted that revision away, it starts from now and the
-    /// reader's periodic full reload catches up.
-    fn watch(&self) -> mpsc::Receiver<Change> {
+    /// change is missed; if etcd compacted that revision away, it starts from now and says
+    /// `Reload` (as it does when it first starts).
+    fn watch(&self) -> mpsc::Receiver<Event> {
         let (tx, rx) = mpsc::channel(1024);
         let store = self.clone();
         tokio::spawn(async move {
@@ -445,6 +574,29 @@ impl Store for EtcdStore {
         rx
     }
 
+    async fn probe(&self, kind: Kind, name: &str) -> Result<Option<Record>, StoreError> {
+        check_name(kind, name)?;
+        let key = self.key(kind, name);
+        // Tried again within the budget: a try may reach a dead member while others answer.
+        let get = self.retrying(PROBE_FOR, || {
+            let mut kv = self.client.kv_client();
+            let key = key.clone();
+            async move { kv.get(key, None).await }
+        });
+        let response = tokio::time::timeout(PROBE_FOR, get).await.map_err(|_| {
+            StoreError::Unavailable(format!(
+                "no etcd member answered within {} s ({})",
+                PROBE_FOR.as_secs(),
+                self.endpoints.join(", ")
+            ))
+        })??;
+        response
+            .kvs()
+            .first()
+            .map(|kv| self.record(name, kv))
+            .transpose()
+    }
+
     fn watch_lag(&self) -> Option<Duration> {
         let current = *self.current.lock().unwrap_or_else(|p| p.into_inner());
         current.map(|at| at.elapsed())
@@ -460,10 +612,11 @@ enum Ended {
 }
 
 impl EtcdStore {
-    /// One watch stream, until it ends; `next` is the revision to resume from.
+    /// One watch stream, until it ends; `next` is the revision to resume from (`None`: from
+    /// now, and then the stream's first event is `Reload`).
     async fn watch_once(
         &self,
-        tx: &mpsc::Sender<Change>,
+        tx: &mpsc::Sender<Event>,
         next: &mut Option<i64>,
     ) -> Result<Ended, etcd_client::Error> {
         let root = format!("{}/", self.prefix);
@@ -510,6 +663,11 @@ impl EtcdStore {
                 // creation, and etcd 3.4 may confirm progress before delivering it.
                 if response.created() && next.is_none() {
                     *next = response.header().map(|h| h.revision() + 1);
+                    // Every change after that revision comes on this stream: what the reader
+                    // reads now misses nothing.
+                    if tx.send(Event::Reload).await.is_err() {
+                        return Ok(Ended::Receiver);
+                    }
                 }
                 continue;
             }
@@ -520,7 +678,7 @@ impl EtcdStore {
                 let Some(change) = change_of(&root, event.event_type(), kv) else {
                     continue;
                 };
-                if tx.send(change).await.is_err() {
+                if tx.send(Event::Changed(change)).await.is_err() {
                     return Ok(Ended::Receiver);
                 }
             }
@@ -554,14 +712,21 @@ mod etcd_cluster;
 mod tests {
     use serde_json::json;
 
+    use std::path::Path;
+
     use super::etcd_cluster::Cluster;
     use super::*;
 
     async fn store(cluster: &Cluster) -> EtcdStore {
+        connect(cluster.endpoints()).await
+    }
+
+    async fn connect(endpoints: Vec<String>) -> EtcdStore {
         let settings = EtcdSettings {
-            endpoints: cluster.endpoints(),
+            endpoints,
             prefix: "/jwtgate-test".to_owned(),
             user: None,
+            tls: None,
         };
         EtcdStore::connect(&settings).await.unwrap()
     }
@@ -667,11 +832,19 @@ mod tests {
         assert_eq!(record.value["n"], 100);
     }
 
-    async fn next_change(changes: &mut mpsc::Receiver<Change>) -> Change {
-        tokio::time::timeout(Duration::from_secs(20), changes.recv())
+    async fn next_event(events: &mut mpsc::Receiver<Event>) -> Event {
+        tokio::time::timeout(Duration::from_secs(20), events.recv())
             .await
-            .expect("a change within 20 s")
+            .expect("an event within 20 s")
             .expect("the watch is running")
+    }
+
+    fn changed(kind: Kind, name: &str, revision: Option<u64>) -> Event {
+        Event::Changed(Change {
+            kind,
+            name: name.into(),
+            revision,
+        })
     }
 
     #[tokio::test]
@@ -684,27 +857,20 @@ mod tests {
             .await
             .unwrap();
         let mut changes = a.watch();
-        // The watch has started once a write made after it is seen.
+        // What existed before is not a change: the reader reads it after `Reload`.
+        assert_eq!(next_event(&mut changes).await, Event::Reload);
         let first = b
             .put(Kind::Role, "first", json!({}), Expect::Absent)
             .await
             .unwrap();
         assert_eq!(
-            next_change(&mut changes).await,
-            Change {
-                kind: Kind::Role,
-                name: "first".into(),
-                revision: Some(first)
-            }
+            next_event(&mut changes).await,
+            changed(Kind::Role, "first", Some(first))
         );
         b.delete(Kind::User, "old", old).await.unwrap();
         assert_eq!(
-            next_change(&mut changes).await,
-            Change {
-                kind: Kind::User,
-                name: "old".into(),
-                revision: None
-            }
+            next_event(&mut changes).await,
+            changed(Kind::User, "old", None)
         );
         // etcd goes away: writes fail as unavailable, nothing hangs; the watch comes back.
         cluster.kill_member(0);
@@ -719,13 +885,91 @@ mod tests {
             .put(Kind::Role, "after", json!({}), Expect::Absent)
             .await
             .unwrap();
+        // Resumed where it was, not from now: no `Reload`.
         assert_eq!(
-            next_change(&mut changes).await,
-            Change {
-                kind: Kind::Role,
-                name: "after".into(),
-                revision: Some(after)
-            }
+            next_event(&mut changes).await,
+            changed(Kind::Role, "after", Some(after))
+        );
+    }
+
+    #[tokio::test]
+    async fn writes_made_while_the_watch_was_cut_off_arrive_through_it_when_it_resumes() {
+        let mut cluster = Cluster::start(3).await;
+        let endpoints = cluster.endpoints();
+        // The watcher knows only member 0; the writer only the other two.
+        let watcher = connect(endpoints[..1].to_vec()).await;
+        let writer = connect(endpoints[1..].to_vec()).await;
+        let mut changes = watcher.watch();
+        assert_eq!(next_event(&mut changes).await, Event::Reload);
+        let before = writer
+            .put(Kind::Role, "before", json!({}), Expect::Absent)
+            .await
+            .unwrap();
+        assert_eq!(
+            next_event(&mut changes).await,
+            changed(Kind::Role, "before", Some(before))
+        );
+        cluster.kill_member(0);
+        let missed = writer
+            .put(Kind::User, "missed", json!({}), Expect::Absent)
+            .await
+            .unwrap();
+        writer.delete(Kind::Role, "before", before).await.unwrap();
+        cluster.start_member(0);
+        // Nothing but the resumed watch can report these here (no full reload at this layer),
+        // in order, and without a `Reload`.
+        assert_eq!(
+            next_event(&mut changes).await,
+            changed(Kind::User, "missed", Some(missed))
+        );
+        assert_eq!(
+            next_event(&mut changes).await,
+            changed(Kind::Role, "before", None)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_watch_whose_history_was_compacted_away_starts_again_with_reload() {
+        let cluster = Cluster::start(1).await;
+        let s = store(&cluster).await;
+        let first = s
+            .put(Kind::Role, "gone", json!({}), Expect::Absent)
+            .await
+            .unwrap();
+        let last = s
+            .put(Kind::Role, "gone", json!({"v": 2}), Expect::Revision(first))
+            .await
+            .unwrap();
+        s.client
+            .clone()
+            .compact(i64::try_from(last).unwrap(), None)
+            .await
+            .unwrap();
+        // As after a reconnect that wants to resume from before the compaction.
+        let (tx, mut events) = mpsc::channel(16);
+        let mut next = Some(i64::try_from(first).unwrap());
+        assert!(matches!(
+            s.watch_once(&tx, &mut next).await,
+            Ok(Ended::Stream)
+        ));
+        assert_eq!(next, None, "resumes from now");
+        assert!(
+            events.try_recv().is_err(),
+            "no change reported from a lost history"
+        );
+        // The next stream (from now) begins with `Reload`, then reports changes again.
+        let watcher = s.clone();
+        tokio::spawn(async move {
+            let _ = watcher.watch_once(&tx, &mut next).await;
+        });
+        assert_eq!(next_event(&mut events).await, Event::Reload);
+        let after = s
+            .put(Kind::Role, "after", json!({}), Expect::Absent)
+            .await
+            .unwrap();
+        assert_eq!(
+            next_event(&mut events).await,
+            changed(Kind::Role, "after", Some(after))
         );
     }
 
@@ -745,13 +989,63 @@ mod tests {
             let _ = watcher.watch_once(&tx, &mut next).await;
         });
         assert_eq!(
-            next_change(&mut changes).await,
-            Change {
-                kind: Kind::Role,
-                name: "missed".into(),
-                revision: Some(written)
-            }
+            next_event(&mut changes).await,
+            changed(Kind::Role, "missed", Some(written))
         );
+    }
+
+    #[tokio::test]
+    async fn members_over_tls_are_reached_with_their_ca_and_a_client_certificate() {
+        use super::etcd_cluster::tls_file;
+        let cluster = Cluster::start_tls(1).await;
+        let (ca, cert, key) = (
+            tls_file("ca.pem"),
+            tls_file("client.pem"),
+            tls_file("client-key.pem"),
+        );
+        let names = ["ca", "cert", "key"];
+        let connect = |tls: EtcdTls| {
+            let settings = EtcdSettings {
+                endpoints: cluster.endpoints(),
+                prefix: "/tls".to_owned(),
+                user: None,
+                tls: Some(tls),
+            };
+            async move { EtcdStore::connect(&settings).await.unwrap() }
+        };
+        let full = EtcdTls::read(Some(&ca), Some(&cert), Some(&key), names).unwrap();
+        let s = connect(full).await;
+        s.put(Kind::User, "ann", json!({}), Expect::Absent)
+            .await
+            .unwrap();
+        assert!(s.get(Kind::User, "ann").await.unwrap().is_some());
+        // etcd asks for a client certificate; the public roots do not know the test CA.
+        let no_client_cert = EtcdTls::read(Some(&ca), None, None, names).unwrap();
+        let public_roots = EtcdTls::read(None, Some(&cert), Some(&key), names).unwrap();
+        for tls in [no_client_cert, public_roots] {
+            let refused = connect(tls).await.probe(Kind::User, "ann").await;
+            assert!(
+                matches!(refused, Err(StoreError::Unavailable(_))),
+                "{refused:?}"
+            );
+        }
+        // Files are checked when read, with the name the user gave them.
+        let mistakes = [
+            EtcdTls::read(Some(&key), None, None, names),
+            EtcdTls::read(None, Some(&cert), None, names),
+            EtcdTls::read(None, Some(&cert), Some(&cert), names),
+            EtcdTls::read(Some(Path::new("/nonexistent")), None, None, names),
+        ];
+        let wants = [
+            "ca: ",
+            "cert and key go together",
+            "key: ",
+            "ca: cannot read /nonexistent",
+        ];
+        for (mistake, want) in mistakes.into_iter().zip(wants) {
+            let err = mistake.unwrap_err();
+            assert!(err.starts_with(want), "{err}");
+        }
     }
 
     #[tokio::test]

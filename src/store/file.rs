@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use super::{check_name, Change, Expect, Kind, Record, Store, StoreError};
+use super::{check_name, Change, Event, Expect, Kind, Record, Store, StoreError};
 
 /// How often `watch` looks for other processes' writes.
 const POLL: Duration = Duration::from_millis(200);
@@ -284,7 +284,7 @@ impl Store for FileStore {
             .await
     }
 
-    fn watch(&self) -> mpsc::Receiver<Change> {
+    fn watch(&self) -> mpsc::Receiver<Event> {
         let (tx, rx) = mpsc::channel(1024);
         let store = self.clone();
         tokio::spawn(async move {
@@ -299,6 +299,9 @@ impl Store for FileStore {
             else {
                 return;
             };
+            if tx.send(Event::Reload).await.is_err() {
+                return;
+            }
             for tick in 1u64.. {
                 tokio::time::sleep(POLL).await;
                 // Every 5 s a full rescan, in case a directory's time did not move.
@@ -314,7 +317,7 @@ impl Store for FileStore {
                 };
                 seen = next;
                 for change in changes {
-                    if tx.send(change).await.is_err() {
+                    if tx.send(Event::Changed(change)).await.is_err() {
                         return; // nobody is listening any more
                     }
                 }
@@ -496,7 +499,11 @@ mod tests {
             .await
             .unwrap();
         let mut changes = s.watch();
-        tokio::time::sleep(POLL * 2).await;
+        assert_eq!(
+            changes.recv().await,
+            Some(Event::Reload),
+            "the baseline is taken"
+        );
         fs::write(s.dir().join("users/ann.json"), "{ torn").unwrap();
         let other = FileStore::open(s.dir()).unwrap();
         let bob = other.get(Kind::User, "bob").await.unwrap().unwrap();
@@ -506,10 +513,13 @@ mod tests {
             .unwrap();
         let mut seen = Vec::new();
         while seen.len() < 2 {
-            let change = tokio::time::timeout(Duration::from_secs(10), changes.recv())
+            let event = tokio::time::timeout(Duration::from_secs(10), changes.recv())
                 .await
                 .expect("a change within 10 s")
                 .expect("the watcher is running");
+            let Event::Changed(change) = event else {
+                panic!("{event:?}")
+            };
             seen.push((change.name, change.revision.is_some()));
         }
         seen.sort();
@@ -588,8 +598,8 @@ mod tests {
             .await
             .unwrap();
         let mut changes = s.watch();
-        // Let the watcher take its baseline: existing records are not changes.
-        tokio::time::sleep(POLL * 2).await;
+        // The watcher has taken its baseline: existing records are not changes.
+        assert_eq!(changes.recv().await, Some(Event::Reload));
         let other = FileStore::open(s.dir()).unwrap();
         other
             .put(Kind::User, "new", json!({}), Expect::Absent)
@@ -598,10 +608,13 @@ mod tests {
         other.delete(Kind::User, "old", 1).await.unwrap();
         let mut seen = Vec::new();
         while seen.len() < 2 {
-            let change = tokio::time::timeout(Duration::from_secs(10), changes.recv())
+            let event = tokio::time::timeout(Duration::from_secs(10), changes.recv())
                 .await
                 .expect("a change within 10 s")
                 .expect("the watcher is running");
+            let Event::Changed(change) = event else {
+                panic!("{event:?}")
+            };
             seen.push(change);
         }
         seen.sort_by(|a, b| a.name.cmp(&b.name));

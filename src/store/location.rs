@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use super::etcd::EtcdTls;
 use super::{EtcdSettings, EtcdStore, FileStore, Store, StoreError};
 
 /// The key prefix when an etcd location names none.
@@ -17,7 +18,7 @@ pub enum Location {
 }
 
 impl Location {
-    /// Reads `file:DIR` or `etcd:http://host:port[,http://host:port…][/prefix]`.
+    /// Reads `file:DIR` or `etcd:http://host:port[,http://host:port…][/prefix]` (or `https`).
     pub fn parse(text: &str) -> Result<Location, String> {
         if let Some(dir) = text.strip_prefix("file:") {
             if dir.is_empty() {
@@ -27,7 +28,7 @@ impl Location {
         }
         let Some(urls) = text.strip_prefix("etcd:") else {
             return Err(format!(
-                "{text:?}: a store is file:DIR or etcd:http://HOST:PORT[,http://HOST:PORT…][/PREFIX]"
+                "{text:?}: a store is file:DIR or etcd:http(s)://HOST:PORT[,http(s)://HOST:PORT…][/PREFIX]"
             ));
         };
         let mut endpoints = Vec::new();
@@ -49,10 +50,13 @@ impl Location {
 
     /// An etcd location from the config's `endpoints` and `prefix`.
     pub fn etcd(endpoints: Vec<String>, prefix: Option<String>) -> Result<Location, String> {
+        let https = endpoints.iter().any(|e| e.starts_with("https://"));
         let settings = EtcdSettings {
             endpoints,
             prefix: prefix.unwrap_or_else(|| DEFAULT_PREFIX.to_owned()),
             user: None,
+            // The CA and a client certificate, if any, come from the config or environment.
+            tls: https.then(EtcdTls::default),
         };
         settings.check()?;
         Ok(Location::Etcd(settings))
@@ -77,15 +81,14 @@ impl Location {
     }
 }
 
-/// `http://host:port[/path]` → the endpoint, and the path as a prefix (without a trailing
+/// `http(s)://host:port[/path]` → the endpoint, and the path as a prefix (without a trailing
 /// `/`) when there is one.
 fn endpoint(url: &str) -> Result<(String, Option<String>), String> {
-    let Some(rest) = url.strip_prefix("http://") else {
-        return Err(if url.starts_with("https://") {
-            format!("{url}: https members are not supported yet (TLS to etcd is not built)")
-        } else {
-            format!("{url} is not an http:// URL")
-        });
+    let Some((scheme, rest)) = ["http", "https"]
+        .into_iter()
+        .find_map(|scheme| Some((scheme, url.strip_prefix(scheme)?.strip_prefix("://")?)))
+    else {
+        return Err(format!("{url} is not an http:// or https:// URL"));
     };
     let (authority, path) = match rest.split_once('/') {
         Some((authority, path)) => (authority, Some(path.trim_end_matches('/'))),
@@ -95,10 +98,10 @@ fn endpoint(url: &str) -> Result<(String, Option<String>), String> {
         .rsplit_once(':')
         .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
     if !port_ok || authority.contains('@') {
-        return Err(format!("{url}: write the member as http://HOST:PORT"));
+        return Err(format!("{url}: write the member as {scheme}://HOST:PORT"));
     }
     let path = path.filter(|p| !p.is_empty()).map(|p| format!("/{p}"));
-    Ok((format!("http://{authority}"), path))
+    Ok((format!("{scheme}://{authority}"), path))
 }
 
 #[cfg(test)]
@@ -128,11 +131,23 @@ mod tests {
         };
         assert_eq!(three.endpoints, ["http://a:1", "http://b:2", "http://c:3"]);
         assert_eq!(three.prefix, "/team/auth");
+        assert_eq!(three.tls, None);
+        let Location::Etcd(secure) = Location::parse("etcd:https://a:1,https://b:2").unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(secure.endpoints, ["https://a:1", "https://b:2"]);
+        assert_eq!(
+            secure.tls,
+            Some(EtcdTls::default()),
+            "public roots, no client cert"
+        );
         for (bad, want) in [
             ("./data", "a store is file:DIR or etcd:"),
             ("file:", "name the directory"),
-            ("etcd:", "is not an http:// URL"),
-            ("etcd:https://a:1", "https members are not supported yet"),
+            ("etcd:", "is not an http:// or https:// URL"),
+            ("etcd:ftp://a:1", "is not an http:// or https:// URL"),
+            ("etcd:http://a:1,https://b:2", "all http:// or all https://"),
             ("etcd:http://a", "write the member as http://HOST:PORT"),
             (
                 "etcd:http://u:p@a:1",

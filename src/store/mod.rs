@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-pub use etcd::{EtcdSettings, EtcdStore};
+pub use etcd::{EtcdSettings, EtcdStore, EtcdTls};
 pub use file::FileStore;
 pub use location::Location;
 
@@ -75,6 +75,17 @@ pub enum Expect {
     Absent,
     /// The record must be at exactly this revision (update after a read).
     Revision(u64),
+}
+
+/// What `Store::watch` reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// One record changed.
+    Changed(Change),
+    /// The watch cannot say what changed before this point: it has just started (its first
+    /// event), or etcd compacted away the history it needed to resume. Read everything again;
+    /// every change after this event is reported one by one.
+    Reload,
 }
 
 /// A change seen by `Store::watch`.
@@ -139,8 +150,15 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Deletes the record if it is at revision `revision`.
     async fn delete(&self, kind: Kind, name: &str, revision: u64) -> Result<(), StoreError>;
 
-    /// Changes made from now on, by this process or any other sharing the store.
-    fn watch(&self) -> mpsc::Receiver<Change>;
+    /// Changes made from now on, by this process or any other sharing the store. The first
+    /// event is `Reload`, once the watch is running: a view read after it misses nothing.
+    fn watch(&self) -> mpsc::Receiver<Event>;
+
+    /// `get` tried once, answered or failed within a few seconds (for `/readyz`, which must
+    /// not hang while the store is down).
+    async fn probe(&self, kind: Kind, name: &str) -> Result<Option<Record>, StoreError> {
+        self.get(kind, name).await
+    }
 
     /// How long ago the watch last knew it had every change (etcd), for `/metrics`; `None` for
     /// a store without such a measure, or before the watch first caught up.

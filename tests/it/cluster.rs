@@ -126,18 +126,47 @@ impl TwoServers {
 
 #[test]
 fn two_servers_on_one_etcd_share_users_revocations_and_keys() {
-    let s = TwoServers::start(&["ann:user:ann-pw"]);
+    let s = TwoServers::start(&["ann:user:ann-pw", "carl:user:carl-pw"]);
     let (a, b) = (&s.a, &s.b);
 
     // A user added through A's admin API logs in on B.
+    let r = s.as_admin(a, "PUT", "/roles/ops", r#"{"permissions": ["vm.view"]}"#);
+    assert_eq!(r.status, 201, "{r:?}");
     let r = s.as_admin(
         a,
         "PUT",
         "/users/bob",
-        r#"{"password": "bob-pw", "roles": ["user"]}"#,
+        r#"{"password": "bob-pw", "roles": ["user", "ops"]}"#,
     );
     assert_eq!(r.status, 201, "{r:?}");
     within("bob logs in on B", || login(b, "bob:bob-pw").is_ok());
+    let bob = login(b, "bob:bob-pw").unwrap();
+    let may_view = |token: &str| {
+        let bearer = format!("Bearer {token}");
+        b.request(
+            "GET",
+            "/auth?permission=vm.view",
+            &[("Authorization", bearer.as_str())],
+            "",
+        )
+        .status
+    };
+    within("B grants bob vm.view", || may_view(&bob) == 200);
+
+    // A role change on A is honoured by B within a second.
+    let r = s.as_admin(a, "PUT", "/roles/ops", r#"{"permissions": []}"#);
+    assert_eq!(r.status, 200, "{r:?}");
+    let took = within("B no longer grants vm.view", || may_view(&bob) == 403);
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+
+    // So is a lock.
+    assert_eq!(auth(b, &bob), 200);
+    let r = s.as_admin(a, "POST", "/users/bob/lock", "");
+    assert!(r.status < 300, "{r:?}");
+    let took = within("B refuses locked bob's token", || auth(b, &bob) == 401);
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+    let r = s.as_admin(a, "POST", "/users/bob/unlock", "");
+    assert!(r.status < 300, "{r:?}");
 
     // A revocation on A is honoured by B within a second.
     let ann = login(b, "ann:ann-pw").unwrap();
@@ -147,16 +176,22 @@ fn two_servers_on_one_etcd_share_users_revocations_and_keys() {
     let took = within("B refuses ann's revoked token", || auth(b, &ann) == 401);
     assert!(took < Duration::from_secs(1), "took {took:?}");
 
-    // A key rotation: tokens signed with the new key verify on B.
+    // A key rotation (the CLI's, on the shared store): a token signed with the new key, made
+    // as soon as the rotation is done, verifies on B within a second; A publishes the key too.
     let before = a.get("/jwks").json()["keys"].as_array().unwrap().len();
     s.run(&["key", "rotate"]).ok();
+    let rotated = Instant::now();
+    let carl = s.run(&["token", "issue", "carl"]).ok().trim().to_owned();
+    within("B verifies a token signed with the new key", || {
+        auth(b, &carl) == 200
+    });
+    let took = rotated.elapsed();
+    assert!(took < Duration::from_secs(1), "took {took:?}");
     within("A publishes the new key", || {
         a.get("/jwks").json()["keys"].as_array().unwrap().len() > before
     });
     let bob = login(a, "bob:bob-pw").unwrap();
-    within("B verifies a token signed with the new key", || {
-        auth(b, &bob) == 200
-    });
+    assert_eq!(auth(b, &bob), 200, "A signs with the new key too");
 }
 
 #[test]
@@ -178,6 +213,7 @@ fn the_servers_ride_out_etcd_failures_and_lose_nothing() {
     let r = s.as_admin(a, "POST", "/users/ann/revoke", "");
     assert!(r.status < 300, "{r:?}");
     within("B refuses ann's revoked token", || auth(b, &ann) == 401);
+    assert_eq!(a.get("/readyz").status, 200, "two members of three answer");
     let r = s.as_admin(
         b,
         "PUT",
@@ -217,9 +253,12 @@ fn the_servers_ride_out_etcd_failures_and_lose_nothing() {
     assert!(lag > 2.0, "lag {lag}");
     // A login reads the user's current record, so it waits for etcd too.
     assert_eq!(login(b, "bob:bob-pw"), Err(503));
-    // Load balancers learn it from /readyz; /healthz (the process) stays up.
+    // Load balancers learn it from /readyz, at once; /healthz (the process) stays up.
+    let asked = Instant::now();
     let ready = a.get("/readyz");
     assert_eq!(ready.status, 503, "{ready:?}");
+    let took = asked.elapsed();
+    assert!(took < Duration::from_secs(3), "readyz took {took:?}");
     assert_eq!(a.get("/healthz").status, 200);
 
     // etcd back: what was acknowledged is there, the watches resume, the views converge.
@@ -340,6 +379,30 @@ fn store_copy_round_trips_a_populated_store_through_etcd() {
 }
 
 #[test]
+fn servers_starting_at_once_on_an_empty_prefix_initialise_it_once() {
+    let rt = runtime();
+    let cluster = rt.block_on(Cluster::start(1));
+    let store = format!("etcd:{}/fresh", cluster.endpoints().join(","));
+    let cli = Cli::new();
+    let env = [("JWTGATE_STORE", store.as_str())];
+    // Each may find the store empty, or half initialised by the other (roles and the admin
+    // written, the keyset not yet): both must come up on one keyset.
+    let servers: Vec<Server> = std::thread::scope(|s| {
+        let starts: Vec<_> = (0..3)
+            .map(|_| s.spawn(|| cli.serve_with_env(&[], &env)))
+            .collect();
+        starts.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    let jwks = servers[0].get("/jwks").body;
+    assert!(jwks.contains("\"kid\""), "{jwks}");
+    let admin = login(&servers[0], "admin:admin-pw").unwrap();
+    for server in &servers[1..] {
+        assert_eq!(server.get("/jwks").body, jwks);
+        assert_eq!(auth(server, &admin), 200);
+    }
+}
+
+#[test]
 fn two_servers_changing_one_user_at_once_lose_no_update() {
     let s = TwoServers::start(&["ann:user:ann-pw"]);
     let (a, b) = (&s.a, &s.b);
@@ -451,6 +514,71 @@ fn an_etcd_with_authentication_takes_the_user_and_password_file() {
             "[store]\nbackend = \"etcd\"\nendpoints = {:?}\nprefix = \"/secured\"\nuser = \"jwtgate\"\npassword_file = {:?}\n",
             endpoints,
             good.display().to_string()
+        ),
+    );
+    let server = cli.serve(&["--config", crate::harness::s(&config)]);
+    assert!(login(&server, "ann:ann-pw").is_ok());
+}
+
+#[test]
+fn an_etcd_over_tls_is_reached_with_its_ca_and_a_client_certificate() {
+    use crate::etcd_cluster::tls_file;
+    let rt = runtime();
+    let cluster = rt.block_on(Cluster::start_tls(1));
+    let endpoints = cluster.endpoints();
+    let store = format!("etcd:{}/tls", endpoints.join(","));
+    let file = |name| tls_file(name).display().to_string();
+    let (ca, cert, key) = (file("ca.pem"), file("client.pem"), file("client-key.pem"));
+    let cli = Cli::new();
+    let run = |args: &[&str], vars: &[(&str, &str)]| {
+        let mut env = vec![("JWTGATE_STORE", store.as_str())];
+        env.extend_from_slice(vars);
+        cli.run_with_env(args, &env)
+    };
+    let all = [
+        ("JWTGATE_ETCD_CA_FILE", ca.as_str()),
+        ("JWTGATE_ETCD_CERT_FILE", cert.as_str()),
+        ("JWTGATE_ETCD_KEY_FILE", key.as_str()),
+    ];
+    run(&["user", "add", "ann:user:ann-pw"], &all).ok();
+    assert!(run(&["user", "list"], &all).ok().contains("ann"));
+
+    // etcd wants a client certificate; the public roots do not know its CA; TLS files need
+    // https:// members; a certificate goes with its key.
+    let no_certificate = run(&["user", "list"], &all[..1]);
+    assert_eq!(no_certificate.code, 1, "{no_certificate:?}");
+    assert!(
+        no_certificate.stderr.contains("no etcd member answered"),
+        "{no_certificate:?}"
+    );
+    let unknown_ca = run(&["user", "list"], &all[1..]);
+    assert_eq!(unknown_ca.code, 1, "{unknown_ca:?}");
+    assert!(
+        unknown_ca.stderr.contains("check the CA file"),
+        "{unknown_ca:?}"
+    );
+    let plain = cli.run_with_env(
+        &["user", "list"],
+        &[("JWTGATE_STORE", "etcd:http://127.0.0.1:1"), all[0]],
+    );
+    assert_eq!(plain.code, 2, "{plain:?}");
+    assert!(
+        plain.stderr.contains("are for https:// members"),
+        "{plain:?}"
+    );
+    let half = run(&["user", "list"], &all[..2]);
+    assert_eq!(half.code, 2, "{half:?}");
+    assert!(
+        half.stderr
+            .contains("JWTGATE_ETCD_CERT_FILE and JWTGATE_ETCD_KEY_FILE go together"),
+        "{half:?}"
+    );
+
+    // serve takes them from [store].
+    let config = cli.write(
+        "jwtgate.toml",
+        &format!(
+            "[store]\nbackend = \"etcd\"\nendpoints = {endpoints:?}\nprefix = \"/tls\"\nca_file = {ca:?}\ncert_file = {cert:?}\nkey_file = {key:?}\n"
         ),
     );
     let server = cli.serve(&["--config", crate::harness::s(&config)]);
