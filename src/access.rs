@@ -125,34 +125,33 @@ impl Directory {
         Ok(directory)
     }
 
-    /// Reads one changed record from the store (slow; no lock held).
-    pub async fn fetch(model: &Model, kind: Kind, name: &str) -> Update {
+    /// Reads one changed record from the store (slow; no lock held). Also says whether the
+    /// store was unavailable: the update then fails closed, and the caller must read
+    /// everything again once the store is back (the change itself is not delivered twice).
+    pub async fn fetch(model: &Model, kind: Kind, name: &str) -> (Update, bool) {
+        let unavailable = |e: &StoreError| matches!(e, StoreError::Unavailable(_));
         match kind {
-            Kind::User => Update::User(
-                name.to_owned(),
+            Kind::User => {
+                let read = model.get::<User>(kind, name).await;
+                let lost = read.as_ref().is_err_and(unavailable);
                 // An unreadable user counts as gone: what it granted disappears (fail closed).
-                model
-                    .get::<User>(kind, name)
-                    .await
-                    .ok()
-                    .flatten()
-                    .map(|v| v.value),
-            ),
-            Kind::Role => Update::Role(
-                name.to_owned(),
-                model
-                    .get::<Role>(kind, name)
-                    .await
-                    .ok()
-                    .flatten()
-                    .map(|v| v.value),
-            ),
-            Kind::Revocation => Update::Revocation(
-                name.to_owned(),
+                let user = read.ok().flatten().map(|v| v.value);
+                (Update::User(name.to_owned(), user), lost)
+            }
+            Kind::Role => {
+                let read = model.get::<Role>(kind, name).await;
+                let lost = read.as_ref().is_err_and(unavailable);
+                let role = read.ok().flatten().map(|v| v.value);
+                (Update::Role(name.to_owned(), role), lost)
+            }
+            Kind::Revocation => {
+                let read = model.get::<Revocation>(kind, name).await;
+                let lost = read.as_ref().is_err_and(unavailable);
                 // A revocation that cannot be read still revokes.
-                !matches!(model.get::<Revocation>(kind, name).await, Ok(None)),
-            ),
-            Kind::Keyset | Kind::GateToken => Update::None,
+                let revoked = !matches!(read, Ok(None));
+                (Update::Revocation(name.to_owned(), revoked), lost)
+            }
+            Kind::Keyset | Kind::GateToken => (Update::None, false),
         }
     }
 

@@ -45,6 +45,9 @@ pub struct RawStore {
     pub ca_file: Option<PathBuf>,
     pub cert_file: Option<PathBuf>,
     pub key_file: Option<PathBuf>,
+    /// How often a server reads the whole store again, besides following its changes (a
+    /// backstop; default 5 s). Applies to any store, also one named by `--store`.
+    pub reload_seconds: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -180,6 +183,8 @@ pub struct Config {
     pub gateway: crate::gateway::config::Gateway,
     /// `[store]`, when the file names one.
     pub store: Option<crate::store::Location>,
+    /// `[store] reload_seconds`.
+    pub store_reload: std::time::Duration,
 }
 
 /// A mistake in a `[[route]]` or `[[provider]]` table, prefixed with the file and the line of
@@ -466,6 +471,10 @@ impl Config {
             .map(|t| Network::parse(t))
             .collect::<Result<Vec<_>>>()?;
         let gateway = crate::gateway::config::Gateway::check(raw.provider, raw.route)?;
+        let reload_seconds = raw.store.reload_seconds.unwrap_or(5);
+        if !(1..=86_400).contains(&reload_seconds) {
+            bail!("store.reload_seconds must be between 1 and 86400 (a day)");
+        }
         let store = store_location(raw.store)?;
         let audiences = raw.login.audiences.unwrap_or_default();
         if audiences.iter().any(|a| a.trim().is_empty()) {
@@ -483,6 +492,7 @@ impl Config {
             trusted_proxies,
             gateway,
             store,
+            store_reload: std::time::Duration::from_secs(reload_seconds),
             login: Login {
                 default_expire_seconds,
                 max_expire_seconds,
@@ -516,6 +526,13 @@ mod tests {
         assert_eq!(config.workers, cores.min(MAX_WORKERS));
         assert_eq!(parse("[server]\nworkers = 3").unwrap().workers, 3);
         assert_eq!(config.store, None, "--data decides");
+        assert_eq!(config.store_reload, std::time::Duration::from_secs(5));
+        let reload = parse("[store]\nreload_seconds = 60").unwrap();
+        assert_eq!(
+            (reload.store, reload.store_reload),
+            (None, std::time::Duration::from_secs(60)),
+            "a reload period alone names no store"
+        );
         let etcd = parse("[store]\nbackend = \"etcd\"\nendpoints = [\"http://a:1\", \"http://b:2\"]\nprefix = \"/team\"")
             .unwrap();
         assert_eq!(
@@ -561,6 +578,7 @@ mod tests {
             ),
             ("[server]\nworkers = -1", "invalid value"),
             ("[store]\nbackend = \"consul\"", "use \"file\" or \"etcd\""),
+            ("[store]\nreload_seconds = 0", "between 1 and 86400"),
             (
                 "[store]\nbackend = \"etcd\"",
                 "name at least one etcd member",

@@ -335,36 +335,47 @@ impl AppState {
         let mut changes = self.model.store().watch();
         tokio::spawn(async move {
             // The watch says `Reload` once it runs (what changed since `new` loaded is then
-            // read again) and whenever it lost track (etcd compacted what it needed). A full
-            // reload now and then is a backstop for anything else a store might miss.
-            let mut resync = tokio::time::interval(std::time::Duration::from_secs(5));
+            // read again) and whenever it lost track (etcd compacted what it needed); a reload
+            // that failed (etcd barely back) is tried every second until one succeeds. A full
+            // reload now and then (`[store] reload_seconds`) is a backstop for anything else.
+            let mut resync = tokio::time::interval(state.config.store_reload);
+            resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             resync.tick().await;
+            let mut retry = tokio::time::interval(std::time::Duration::from_secs(1));
+            retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut pending = false;
             loop {
                 tokio::select! {
                     event = changes.recv() => match event {
                         None => return,
                         Some(Event::Changed(change)) => {
-                            state.apply_change(change.kind, &change.name).await;
+                            if !state.apply_change(change.kind, &change.name).await {
+                                pending = true;
+                            }
                         }
-                        Some(Event::Reload) => state.resync().await,
+                        Some(Event::Reload) => pending = !state.resync().await,
                     },
-                    _ = resync.tick() => state.resync().await,
+                    _ = retry.tick(), if pending => pending = !state.resync().await,
+                    _ = resync.tick() => {
+                        state.resync().await;
+                    }
                 }
             }
         });
     }
 
     /// Reads one changed record and applies it (the change stream calls this; so do admin
-    /// writes, so that their effect does not wait for the stream).
-    pub async fn apply_change(&self, kind: Kind, name: &str) {
+    /// writes, so that their effect does not wait for the stream). False when the store could
+    /// not be read: the change was applied failing closed (the record counts as gone, a
+    /// revocation as made), and only reading everything again brings the view back.
+    pub async fn apply_change(&self, kind: Kind, name: &str) -> bool {
         if kind == Kind::Keyset {
-            self.reload_keys().await;
-            return;
+            return self.reload_keys().await;
         }
         // One refresh at a time, each reading after the previous one applied: a stale read
         // cannot overwrite a newer state (a lock, a logout) that was applied meanwhile.
         let _serial = self.refreshing.lock().await;
-        let update = Directory::fetch(&self.model, kind, name).await;
+        let (update, lost) = Directory::fetch(&self.model, kind, name).await;
         let relevant = match self.directory.write() {
             Ok(mut directory) => directory.apply(update),
             Err(poisoned) => poisoned.into_inner().apply(update),
@@ -372,11 +383,20 @@ impl AppState {
         if relevant {
             self.changed();
         }
+        if lost {
+            // Not the name: a revocation's is a token's jti.
+            tracing::warn!(
+                record = kind.noun(),
+                "cannot read a changed record; it counts as gone (a revocation as made) until the store answers"
+            );
+        }
+        !lost
     }
 
     /// Reloads the keys; makes cached verdicts stale only if the published keys changed (a
-    /// keyset write that only records a signed token's `exp` does not).
-    async fn reload_keys(&self) {
+    /// keyset write that only records a signed token's `exp` does not). False when they could
+    /// not be read.
+    async fn reload_keys(&self) -> bool {
         match PublishedKeys::load(&self.model).await {
             Ok(keys) => {
                 let same = self.keys().jwks == keys.jwks;
@@ -387,17 +407,26 @@ impl AppState {
                 if !same {
                     self.changed();
                 }
+                true
             }
             // Keep serving the last good keys; say why once per failed change.
-            Err(e) => tracing::warn!(error = %format!("{e:#}"), "keeping the previous keys"),
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "keeping the previous keys");
+                false
+            }
         }
     }
 
-    async fn resync(&self) {
-        self.reload_keys().await;
+    /// Reads everything again; false (and a warning) when the store could not be read.
+    async fn resync(&self) -> bool {
+        let keys = self.reload_keys().await;
         let _serial = self.refreshing.lock().await;
-        let Ok(fresh) = Directory::load(&self.model).await else {
-            return;
+        let fresh = match Directory::load(&self.model).await {
+            Ok(fresh) => fresh,
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "cannot reload users, roles and revocations; keeping the current view");
+                return false;
+            }
         };
         let differs = self.with_directory(|current| *current != fresh);
         if differs {
@@ -407,5 +436,6 @@ impl AppState {
             }
             self.changed();
         }
+        keys
     }
 }

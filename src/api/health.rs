@@ -32,8 +32,8 @@ pub async fn healthz() -> Json<Value> {
 
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     match state.model.store().probe(Kind::Keyset, KEYSET).await {
-        Ok(Some(_)) => Ok(Json(json!({ "status": "ready" }))),
-        Ok(None) => Err(ApiError::unavailable("the store has no signing keyset")),
+        Ok(true) => Ok(Json(json!({ "status": "ready" }))),
+        Ok(false) => Err(ApiError::unavailable("the store has no signing keyset")),
         Err(e) => Err(ApiError::unavailable(format!(
             "the store is not readable: {e}"
         ))),

@@ -204,8 +204,9 @@ impl DataDir {
             .await
             .with_context(|| format!("cannot open the store {shown}"))?;
         let model = Model::new(store);
-        // `key rotate` (Need::Keys) repairs a missing keyset: it need not wait for one.
-        let state = if need == Need::Keys {
+        // `key rotate` (Need::Keys) repairs a missing keyset: it need not wait for one. Only a
+        // shared store (etcd) has other processes initialising it at the same moment as this.
+        let state = if need == Need::Keys || matches!(self.location, Location::File(_)) {
             init::state(&model).await?
         } else {
             settled_state(&model).await?

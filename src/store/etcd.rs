@@ -191,7 +191,8 @@ impl EtcdTls {
 pub struct EtcdStore {
     client: Client,
     prefix: String,
-    endpoints: Vec<String>,
+    /// For messages (its Debug hides secrets).
+    settings: Arc<EtcdSettings>,
     /// When the watch last knew it was up to date (an answer from etcd on the watch stream).
     current: Arc<Mutex<Option<Instant>>>,
 }
@@ -199,8 +200,7 @@ pub struct EtcdStore {
 impl std::fmt::Debug for EtcdStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EtcdStore")
-            .field("endpoints", &self.endpoints)
-            .field("prefix", &self.prefix)
+            .field("settings", &self.settings)
             .finish()
     }
 }
@@ -235,11 +235,11 @@ impl EtcdStore {
         }
         let client = Client::connect(&settings.endpoints, Some(options))
             .await
-            .map_err(|e| unavailable(&settings.endpoints, &e))?;
+            .map_err(|e| unavailable(settings, &e))?;
         Ok(EtcdStore {
             client,
             prefix: settings.prefix.clone(),
-            endpoints: settings.endpoints.clone(),
+            settings: Arc::new(settings.clone()),
             current: Arc::default(),
         })
     }
@@ -253,7 +253,7 @@ impl EtcdStore {
     }
 
     fn unavailable(&self, e: &etcd_client::Error) -> StoreError {
-        unavailable(&self.endpoints, e)
+        unavailable(&self.settings, e)
     }
 
     /// Runs `request` until etcd answers, or for `budget` (a try under way may take up to
@@ -324,7 +324,8 @@ impl EtcdStore {
 
 /// etcd did not answer: which members were asked, and the cause in a few words (gRPC's
 /// status text and the root cause, not the whole error chain).
-fn unavailable(endpoints: &[String], e: &etcd_client::Error) -> StoreError {
+fn unavailable(settings: &EtcdSettings, e: &etcd_client::Error) -> StoreError {
+    let endpoints = &settings.endpoints;
     if let etcd_client::Error::GRpcStatus(status) = e {
         if matches!(
             status.code(),
@@ -340,20 +341,29 @@ fn unavailable(endpoints: &[String], e: &etcd_client::Error) -> StoreError {
         }
     }
     let mut cause = cause(e);
-    // TLS trouble shows as a certificate error (ours does not trust theirs) or as a closed
-    // connection (theirs wants a certificate from us, or speaks TLS to plain HTTP); say where
-    // to look.
-    let closed = ["connection closed", "broken pipe", "reset by peer"]
-        .iter()
-        .any(|c| cause.contains(c));
-    if endpoints.iter().any(|e| e.starts_with("https://")) {
-        if cause.contains("certificate") {
-            cause.push_str(" (check the CA file: store.ca_file or JWTGATE_ETCD_CA_FILE)");
+    // TLS trouble: we refuse etcd's certificate (rustls: "invalid peer certificate: …"), or
+    // etcd refuses ours or its absence (an alert, or the connection closed): say where to look.
+    if let Some(tls) = &settings.tls {
+        let alert = cause.contains("received fatal alert");
+        let closed = ["connection closed", "broken pipe", "reset by peer"]
+            .iter()
+            .any(|c| cause.contains(c));
+        let files =
+            "store.cert_file and key_file, or JWTGATE_ETCD_CERT_FILE and JWTGATE_ETCD_KEY_FILE";
+        if cause.contains("invalid peer certificate") {
+            cause.push_str(
+                " (check the members' certificates against the CA file: store.ca_file or JWTGATE_ETCD_CA_FILE)",
+            );
+        } else if alert && tls.identity.is_none() {
+            cause.push_str(&format!(" (etcd asks for a client certificate: {files})"));
+        } else if alert {
+            cause.push_str(" (etcd refused the client certificate: is it signed by the CA etcd trusts, --trusted-ca-file?)");
         } else if closed {
-            cause.push_str(" (does etcd ask for a client certificate? store.cert_file and key_file, or JWTGATE_ETCD_CERT_FILE and JWTGATE_ETCD_KEY_FILE)");
+            // A refused handshake may show only as a closed connection (so may a crash).
+            cause.push_str(&format!(
+                " (if etcd refused the TLS handshake, it may want a client certificate signed by a CA it trusts: {files})"
+            ));
         }
-    } else if closed {
-        cause.push_str(" (do the members speak TLS? then name them https://)");
     }
     StoreError::Unavailable(format!(
         "no etcd member answered ({}): {cause}",
@@ -383,9 +393,18 @@ fn cause(e: &etcd_client::Error) -> String {
     text
 }
 
+/// Whether a TLS handshake failed over a certificate (rustls: `invalid peer certificate:
+/// UnknownIssuer`, `NotValidForName`, `Expired`, or an alert such as `BadCertificate`).
+fn certificate_trouble(cause: &str) -> bool {
+    cause.to_ascii_lowercase().contains("certificate")
+}
+
 /// Whether etcd may answer a second try: it could not be reached or did not answer, as
-/// opposed to refusing the request.
+/// opposed to refusing the request (a certificate it or we refuse will not change).
 fn transient(e: &etcd_client::Error) -> bool {
+    if certificate_trouble(&cause(e)) {
+        return false;
+    }
     match e {
         etcd_client::Error::GRpcStatus(status) => matches!(
             status.code(),
@@ -574,27 +593,24 @@ impl Store for EtcdStore {
         rx
     }
 
-    async fn probe(&self, kind: Kind, name: &str) -> Result<Option<Record>, StoreError> {
+    async fn probe(&self, kind: Kind, name: &str) -> Result<bool, StoreError> {
         check_name(kind, name)?;
         let key = self.key(kind, name);
         // Tried again within the budget: a try may reach a dead member while others answer.
+        // The key only: the keyset's value holds private keys, and a health check needs none.
         let get = self.retrying(PROBE_FOR, || {
             let mut kv = self.client.kv_client();
             let key = key.clone();
-            async move { kv.get(key, None).await }
+            async move { kv.get(key, Some(GetOptions::new().with_keys_only())).await }
         });
         let response = tokio::time::timeout(PROBE_FOR, get).await.map_err(|_| {
             StoreError::Unavailable(format!(
                 "no etcd member answered within {} s ({})",
                 PROBE_FOR.as_secs(),
-                self.endpoints.join(", ")
+                self.settings.endpoints.join(", ")
             ))
         })??;
-        response
-            .kvs()
-            .first()
-            .map(|kv| self.record(name, kv))
-            .transpose()
+        Ok(!response.kvs().is_empty())
     }
 
     fn watch_lag(&self) -> Option<Duration> {
@@ -656,7 +672,12 @@ impl EtcdStore {
                 );
                 return Ok(Ended::Stream);
             }
-            *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+            // Up to date: a progress answer (etcd sends one only to a watch that has caught
+            // up), events, or the creation of a watch from now. Not the creation of a resumed
+            // watch, whose backlog is still to come.
+            if !response.created() || next.is_none() {
+                *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+            }
             if response.events().is_empty() {
                 // A watch from "now" starts after the revision its creation reports. Nothing
                 // else moves the resume point: a resumed watch's backlog comes after its

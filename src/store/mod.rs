@@ -154,10 +154,10 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// event is `Reload`, once the watch is running: a view read after it misses nothing.
     fn watch(&self) -> mpsc::Receiver<Event>;
 
-    /// `get` tried once, answered or failed within a few seconds (for `/readyz`, which must
-    /// not hang while the store is down).
-    async fn probe(&self, kind: Kind, name: &str) -> Result<Option<Record>, StoreError> {
-        self.get(kind, name).await
+    /// Whether the record exists, answered or failed within about 2 s (for `/readyz`, which
+    /// must not hang while the store is down).
+    async fn probe(&self, kind: Kind, name: &str) -> Result<bool, StoreError> {
+        Ok(self.get(kind, name).await?.is_some())
     }
 
     /// How long ago the watch last knew it had every change (etcd), for `/metrics`; `None` for
