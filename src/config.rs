@@ -41,7 +41,7 @@ pub struct RawStore {
     pub user: Option<String>,
     pub password_file: Option<PathBuf>,
     /// TLS to etcd (`https://` members): the CA that signed their certificates (default: the
-    /// public web roots), and a client certificate and key when etcd asks for one.
+    /// system's trusted certificates), and a client certificate and key when etcd asks for one.
     pub ca_file: Option<PathBuf>,
     pub cert_file: Option<PathBuf>,
     pub key_file: Option<PathBuf>,

@@ -44,7 +44,7 @@ pub struct Cli {
     /// etcd:http://HOST:2379[,http://HOST:2379…][/PREFIX] (prefix /jwtgate by default), which
     /// several servers share (docs/cluster.md). For `serve` it also wins over [store]. With
     /// etcd's authentication on: JWTGATE_ETCD_USER and JWTGATE_ETCD_PASSWORD_FILE. With
-    /// https:// members: JWTGATE_ETCD_CA_FILE (default: the public web roots), and
+    /// https:// members: JWTGATE_ETCD_CA_FILE (default: the system's trusted certificates), and
     /// JWTGATE_ETCD_CERT_FILE with JWTGATE_ETCD_KEY_FILE for a client certificate.
     #[arg(long, global = true, env = "JWTGATE_STORE", value_name = "LOCATION", value_parser = parse_location)]
     store: Option<Location>,

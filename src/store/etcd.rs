@@ -59,7 +59,7 @@ pub struct EtcdSettings {
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct EtcdTls {
     /// The CA certificates (PEM) the members' certificates must chain to; without them, the
-    /// public web roots (Mozilla's, built in).
+    /// system's trusted certificates (as etcdctl without `--cacert`).
     pub ca: Option<String>,
     /// A client certificate chain and its private key (PEM), for an etcd that asks for one
     /// (`--client-cert-auth`).
@@ -153,32 +153,45 @@ impl EtcdTls {
         };
         let certificates = |name: &str, path: &std::path::Path| {
             let pem = read(name, path)?;
-            let count = CertificateDer::pem_slice_iter(pem.as_bytes())
+            let chain = CertificateDer::pem_slice_iter(pem.as_bytes())
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| format!("{name}: {} is not valid PEM: {e}", path.display()))?
-                .len();
-            if count == 0 {
+                .map_err(|e| format!("{name}: {} is not valid PEM: {e}", path.display()))?;
+            if chain.is_empty() {
                 return Err(format!(
                     "{name}: {} holds no CERTIFICATE block",
                     path.display()
                 ));
             }
-            Ok(pem)
+            Ok((pem, chain))
         };
         let [ca_name, cert_name, key_name] = names;
-        let ca = ca.map(|path| certificates(ca_name, path)).transpose()?;
+        let ca = ca
+            .map(|path| certificates(ca_name, path).map(|(pem, _)| pem))
+            .transpose()?;
         let identity = match (cert, key) {
             (None, None) => None,
             (Some(cert), Some(key)) => {
-                let chain = certificates(cert_name, cert)?;
+                let (chain_pem, chain) = certificates(cert_name, cert)?;
                 let pem = read(key_name, key)?;
-                PrivateKeyDer::from_pem_slice(pem.as_bytes()).map_err(|_| {
+                let der = PrivateKeyDer::from_pem_slice(pem.as_bytes()).map_err(|_| {
                     format!(
                         "{key_name}: {} holds no private key (PKCS#8, PKCS#1 or SEC1 PEM)",
                         key.display()
                     )
                 })?;
-                Some((chain, pem))
+                // Now rather than at the first handshake, where it would read as "no etcd
+                // member answered".
+                let provider = tokio_rustls::rustls::crypto::aws_lc_rs::default_provider();
+                tokio_rustls::rustls::sign::CertifiedKey::from_der(chain, der, &provider).map_err(
+                    |e| {
+                        format!(
+                            "{key_name}: {} does not fit {cert_name} {}: {e}",
+                            key.display(),
+                            cert.display()
+                        )
+                    },
+                )?;
+                Some((chain_pem, pem))
             }
             _ => return Err(format!("{cert_name} and {key_name} go together")),
         };
@@ -226,7 +239,7 @@ impl EtcdStore {
             let mut config = etcd_client::TlsOptions::new();
             config = match &tls.ca {
                 Some(ca) => config.ca_certificate(etcd_client::Certificate::from_pem(ca)),
-                None => config.with_webpki_roots(),
+                None => config.with_native_roots(),
             };
             if let Some((cert, key)) = &tls.identity {
                 config = config.identity(etcd_client::Identity::from_pem(cert, key));
@@ -1040,7 +1053,7 @@ mod tests {
             .await
             .unwrap();
         assert!(s.get(Kind::User, "ann").await.unwrap().is_some());
-        // etcd asks for a client certificate; the public roots do not know the test CA.
+        // etcd asks for a client certificate; the system's roots do not know the test CA.
         let no_client_cert = EtcdTls::read(Some(&ca), None, None, names).unwrap();
         let public_roots = EtcdTls::read(None, Some(&cert), Some(&key), names).unwrap();
         for tls in [no_client_cert, public_roots] {
@@ -1056,17 +1069,21 @@ mod tests {
             EtcdTls::read(None, Some(&cert), None, names),
             EtcdTls::read(None, Some(&cert), Some(&cert), names),
             EtcdTls::read(Some(Path::new("/nonexistent")), None, None, names),
+            // The member's key is not the client certificate's.
+            EtcdTls::read(None, Some(&cert), Some(&tls_file("server-key.pem")), names),
         ];
         let wants = [
             "ca: ",
             "cert and key go together",
             "key: ",
             "ca: cannot read /nonexistent",
+            "key: ",
         ];
-        for (mistake, want) in mistakes.into_iter().zip(wants) {
-            let err = mistake.unwrap_err();
+        let errors: Vec<String> = mistakes.into_iter().map(|m| m.unwrap_err()).collect();
+        for (err, want) in errors.iter().zip(wants) {
             assert!(err.starts_with(want), "{err}");
         }
+        assert!(errors[4].contains("does not fit cert"), "{}", errors[4]);
     }
 
     #[tokio::test]

@@ -140,7 +140,7 @@ mod tests {
         assert_eq!(
             secure.tls,
             Some(EtcdTls::default()),
-            "public roots, no client cert"
+            "system roots, no client cert"
         );
         for (bad, want) in [
             ("./data", "a store is file:DIR or etcd:"),

@@ -579,7 +579,7 @@ fn an_etcd_over_tls_is_reached_with_its_ca_and_a_client_certificate() {
     run(&["user", "add", "ann:user:ann-pw"], &all).ok();
     assert!(run(&["user", "list"], &all).ok().contains("ann"));
 
-    // etcd wants a client certificate; the public roots do not know its CA; TLS files need
+    // etcd wants a client certificate; the system's roots do not know its CA; TLS files need
     // https:// members; a certificate goes with its key.
     let no_certificate = run(&["user", "list"], &all[..1]);
     assert_eq!(no_certificate.code, 1, "{no_certificate:?}");
