@@ -129,7 +129,13 @@ impl Directory {
     /// store was unavailable: the update then fails closed, and the caller must read
     /// everything again once the store is back (the change itself is not delivered twice).
     pub async fn fetch(model: &Model, kind: Kind, name: &str) -> (Update, bool) {
-        let unavailable = |e: &StoreError| matches!(e, StoreError::Unavailable(_));
+        // Failures that pass (not a corrupt record, which a reload would not repair).
+        let unavailable = |e: &StoreError| {
+            matches!(
+                e,
+                StoreError::Unavailable(_) | StoreError::Io { .. } | StoreError::Task(_)
+            )
+        };
         match kind {
             Kind::User => {
                 let read = model.get::<User>(kind, name).await;

@@ -3,7 +3,7 @@
 //! `jwtgate key rotate` shows up without a restart). Passed to handlers, never global.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use anyhow::Result;
@@ -42,6 +42,9 @@ pub struct Shared {
     /// Bumped on every change to users, roles, revocations or keys: cached verdicts from an
     /// older generation are not used.
     generation: Arc<AtomicU64>,
+    /// A change could not be read (the store was unavailable) and was applied failing closed:
+    /// the view needs a full reload, which `spawn_refresh` tries until one succeeds.
+    stale: Arc<AtomicBool>,
     cache: Arc<Mutex<HashMap<String, Arc<Accepted>>>>,
     challenges: Arc<Mutex<HashMap<String, Challenge>>>,
     pub throttle: Arc<crate::throttle::Throttle>,
@@ -191,6 +194,7 @@ impl AppState {
             directory: Arc::new(RwLock::new(directory)),
             refreshing: Arc::default(),
             generation: Arc::new(AtomicU64::new(0)),
+            stale: Arc::default(),
             cache: Arc::new(Mutex::new(HashMap::new())),
             challenges: Arc::new(Mutex::new(HashMap::new())),
             throttle: Arc::default(),
@@ -335,30 +339,41 @@ impl AppState {
         let mut changes = self.model.store().watch();
         tokio::spawn(async move {
             // The watch says `Reload` once it runs (what changed since `new` loaded is then
-            // read again) and whenever it lost track (etcd compacted what it needed); a reload
-            // that failed (etcd barely back) is tried every second until one succeeds. A full
-            // reload now and then (`[store] reload_seconds`) is a backstop for anything else.
+            // read again) and whenever it lost track (etcd compacted what it needed). A reload
+            // that failed, or a change that could not be read (here or by an admin write), marks
+            // the view stale: reloads are tried after 1 s, then 2, 4, at most 5 s apart, until
+            // one succeeds. A full reload now and then (`[store] reload_seconds`) is a backstop
+            // for anything else.
+            use std::time::Duration;
             let mut resync = tokio::time::interval(state.config.store_reload);
             resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             resync.tick().await;
-            let mut retry = tokio::time::interval(std::time::Duration::from_secs(1));
-            retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut pending = false;
+            let mut backoff = Duration::from_secs(1);
+            // A deadline, not a sleep made anew each turn: a busy change stream must not
+            // keep postponing the retry.
+            let mut retry_at: Option<tokio::time::Instant> = None;
             loop {
+                if state.stale.load(Ordering::Acquire) {
+                    retry_at.get_or_insert_with(|| tokio::time::Instant::now() + backoff);
+                } else {
+                    retry_at = None;
+                    backoff = Duration::from_secs(1);
+                }
+                let due = retry_at.unwrap_or_else(tokio::time::Instant::now);
                 tokio::select! {
                     event = changes.recv() => match event {
                         None => return,
                         Some(Event::Changed(change)) => {
-                            if !state.apply_change(change.kind, &change.name).await {
-                                pending = true;
-                            }
+                            state.apply_change(change.kind, &change.name).await;
                         }
-                        Some(Event::Reload) => pending = !state.resync().await,
+                        Some(Event::Reload) => state.reload().await,
                     },
-                    _ = retry.tick(), if pending => pending = !state.resync().await,
-                    _ = resync.tick() => {
-                        state.resync().await;
+                    _ = tokio::time::sleep_until(due), if retry_at.is_some() => {
+                        state.reload().await;
+                        retry_at = None;
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
                     }
+                    _ = resync.tick() => state.reload().await,
                 }
             }
         });
@@ -370,7 +385,11 @@ impl AppState {
     /// revocation as made), and only reading everything again brings the view back.
     pub async fn apply_change(&self, kind: Kind, name: &str) -> bool {
         if kind == Kind::Keyset {
-            return self.reload_keys().await;
+            let read = self.reload_keys().await;
+            if !read {
+                self.stale.store(true, Ordering::Release);
+            }
+            return read;
         }
         // One refresh at a time, each reading after the previous one applied: a stale read
         // cannot overwrite a newer state (a lock, a logout) that was applied meanwhile.
@@ -389,8 +408,20 @@ impl AppState {
                 record = kind.noun(),
                 "cannot read a changed record; it counts as gone (a revocation as made) until the store answers"
             );
+            self.stale.store(true, Ordering::Release);
         }
         !lost
+    }
+
+    /// A full reload that marks the view stale when it fails, and fresh when it succeeds.
+    async fn reload(&self) {
+        // Cleared first: a change that fails while the reload runs sets it again.
+        let was_stale = self.stale.swap(false, Ordering::AcqRel);
+        if !self.resync().await {
+            self.stale.store(true, Ordering::Release);
+        } else if was_stale {
+            tracing::info!("the store answers again; the view is whole");
+        }
     }
 
     /// Reloads the keys; makes cached verdicts stale only if the published keys changed (a
@@ -411,7 +442,7 @@ impl AppState {
             }
             // Keep serving the last good keys; say why once per failed change.
             Err(e) => {
-                tracing::warn!(error = %format!("{e:#}"), "keeping the previous keys");
+                tracing::warn!(error = %loggable(&e), "keeping the previous keys");
                 false
             }
         }
@@ -424,7 +455,7 @@ impl AppState {
         let fresh = match Directory::load(&self.model).await {
             Ok(fresh) => fresh,
             Err(e) => {
-                tracing::warn!(error = %format!("{e:#}"), "cannot reload users, roles and revocations; keeping the current view");
+                tracing::warn!(error = %loggable(&anyhow::Error::new(e)), "cannot reload users, roles and revocations; keeping the current view");
                 return false;
             }
         };
@@ -437,5 +468,29 @@ impl AppState {
             self.changed();
         }
         keys
+    }
+}
+
+/// An error for the log, without what a stored record's path or contents could reveal: a
+/// revocation's name is a token's jti, and a corrupt record's reason may quote its values
+/// (a keyset's are private keys).
+fn loggable(e: &anyhow::Error) -> String {
+    use crate::store::StoreError;
+    let collection = |path: &std::path::Path| {
+        path.parent()
+            .and_then(|p| p.file_name())
+            .map(|d| d.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    match e.chain().find_map(|c| c.downcast_ref::<StoreError>()) {
+        Some(StoreError::Corrupt { path, .. }) => {
+            format!("a stored record in '{}' is corrupt", collection(path))
+        }
+        Some(StoreError::Io { path, cause }) => format!(
+            "cannot read a stored record in '{}': {}",
+            collection(path),
+            cause.kind()
+        ),
+        _ => format!("{e:#}"),
     }
 }

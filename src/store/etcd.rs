@@ -180,17 +180,22 @@ impl EtcdTls {
                     )
                 })?;
                 // Now rather than at the first handshake, where it would read as "no etcd
-                // member answered".
+                // member answered". Only a proven mismatch is refused: a certificate webpki
+                // cannot parse (X.509 v1) may still be one etcd accepts.
+                use tokio_rustls::rustls::{sign::CertifiedKey, Error, InconsistentKeys};
                 let provider = tokio_rustls::rustls::crypto::aws_lc_rs::default_provider();
-                tokio_rustls::rustls::sign::CertifiedKey::from_der(chain, der, &provider).map_err(
-                    |e| {
-                        format!(
-                            "{key_name}: {} does not fit {cert_name} {}: {e}",
-                            key.display(),
-                            cert.display()
-                        )
-                    },
-                )?;
+                let signing = provider
+                    .key_provider
+                    .load_private_key(der)
+                    .map_err(|e| format!("{key_name}: {}: {e}", key.display()))?;
+                let mismatch = Error::InconsistentKeys(InconsistentKeys::KeyMismatch);
+                if CertifiedKey::new(chain, signing).keys_match() == Err(mismatch) {
+                    return Err(format!(
+                        "{key_name}: {} is not the key of {cert_name} {}",
+                        key.display(),
+                        cert.display()
+                    ));
+                }
                 Some((chain_pem, pem))
             }
             _ => return Err(format!("{cert_name} and {key_name} go together")),
@@ -281,7 +286,14 @@ impl EtcdStore {
         loop {
             match request().await {
                 Ok(answer) => return Ok(answer),
-                Err(e) if started.elapsed() >= budget || !transient(&e) => {
+                // A certificate refused by the only member will not change; with several, the
+                // next try may go to one whose certificate is good (a renewal under way).
+                Err(e)
+                    if started.elapsed() >= budget
+                        || !transient(&e)
+                        || (self.settings.endpoints.len() == 1
+                            && certificate_trouble(&cause(&e))) =>
+                {
                     return Err(self.unavailable(&e))
                 }
                 Err(e) => {
@@ -363,7 +375,9 @@ fn unavailable(settings: &EtcdSettings, e: &etcd_client::Error) -> StoreError {
             .any(|c| cause.contains(c));
         let files =
             "store.cert_file and key_file, or JWTGATE_ETCD_CERT_FILE and JWTGATE_ETCD_KEY_FILE";
-        if cause.contains("invalid peer certificate") {
+        if cause.contains("no native certs") {
+            cause.push_str(" (this system has no trusted certificates: install ca-certificates, or set store.ca_file or JWTGATE_ETCD_CA_FILE)");
+        } else if cause.contains("invalid peer certificate") {
             cause.push_str(
                 " (check the members' certificates against the CA file: store.ca_file or JWTGATE_ETCD_CA_FILE)",
             );
@@ -413,11 +427,8 @@ fn certificate_trouble(cause: &str) -> bool {
 }
 
 /// Whether etcd may answer a second try: it could not be reached or did not answer, as
-/// opposed to refusing the request (a certificate it or we refuse will not change).
+/// opposed to refusing the request.
 fn transient(e: &etcd_client::Error) -> bool {
-    if certificate_trouble(&cause(e)) {
-        return false;
-    }
     match e {
         etcd_client::Error::GRpcStatus(status) => matches!(
             status.code(),
@@ -685,9 +696,10 @@ impl EtcdStore {
                 );
                 return Ok(Ended::Stream);
             }
-            // Up to date: a progress answer (etcd sends one only to a watch that has caught
-            // up), events, or the creation of a watch from now. Not the creation of a resumed
-            // watch, whose backlog is still to come.
+            // Up to date: a progress answer, events, or the creation of a watch from now. Not
+            // the creation of a resumed watch, whose backlog is still to come. (etcd before
+            // 3.4.24 and 3.5.8 may answer a progress request before that backlog too, which
+            // follows at once: the lag says how long etcd has been silent, not more.)
             if !response.created() || next.is_none() {
                 *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
             }
@@ -1083,7 +1095,11 @@ mod tests {
         for (err, want) in errors.iter().zip(wants) {
             assert!(err.starts_with(want), "{err}");
         }
-        assert!(errors[4].contains("does not fit cert"), "{}", errors[4]);
+        assert!(
+            errors[4].contains("is not the key of cert"),
+            "{}",
+            errors[4]
+        );
     }
 
     #[tokio::test]
