@@ -494,3 +494,31 @@ fn loggable(e: &anyhow::Error) -> String {
         _ => format!("{e:#}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreError;
+
+    #[test]
+    fn store_errors_in_the_log_name_no_record_and_quote_no_value() {
+        let corrupt = StoreError::Corrupt {
+            path: "/jwtgate/revoked/jti-4f2a9c".into(),
+            reason: "invalid type: string \"MC4CAQAwBQYDK2VwBCIEI\"".into(),
+        };
+        let logged = loggable(&anyhow::Error::new(corrupt).context("cannot load"));
+        assert_eq!(logged, "a stored record in 'revoked' is corrupt");
+        let io = StoreError::Io {
+            path: "./jwtgate-data/revoked/jti-4f2a9c.json".into(),
+            cause: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        };
+        let logged = loggable(&anyhow::Error::new(io));
+        assert_eq!(
+            logged,
+            "cannot read a stored record in 'revoked': permission denied"
+        );
+        // Anything else is told whole: it names no record.
+        let down = StoreError::Unavailable("no etcd member answered".into());
+        assert!(loggable(&anyhow::Error::new(down)).contains("no etcd member answered"));
+    }
+}
