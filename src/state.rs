@@ -380,16 +380,15 @@ impl AppState {
     }
 
     /// Reads one changed record and applies it (the change stream calls this; so do admin
-    /// writes, so that their effect does not wait for the stream). False when the store could
-    /// not be read: the change was applied failing closed (the record counts as gone, a
-    /// revocation as made), and only reading everything again brings the view back.
-    pub async fn apply_change(&self, kind: Kind, name: &str) -> bool {
+    /// writes, so that their effect does not wait for the stream). When the store could not
+    /// be read, the change is applied failing closed (the record counts as gone, a revocation
+    /// as made) and the view is marked stale: only reading everything again brings it back.
+    pub async fn apply_change(&self, kind: Kind, name: &str) {
         if kind == Kind::Keyset {
-            let read = self.reload_keys().await;
-            if !read {
+            if !self.reload_keys().await {
                 self.stale.store(true, Ordering::Release);
             }
-            return read;
+            return;
         }
         // One refresh at a time, each reading after the previous one applied: a stale read
         // cannot overwrite a newer state (a lock, a logout) that was applied meanwhile.
@@ -410,7 +409,6 @@ impl AppState {
             );
             self.stale.store(true, Ordering::Release);
         }
-        !lost
     }
 
     /// A full reload that marks the view stale when it fails, and fresh when it succeeds.

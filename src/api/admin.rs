@@ -275,9 +275,9 @@ fn created(value: Value) -> Response {
 /// later).
 async fn refresh(state: &AppState, actor: &str, kind: Kind, name: &str) {
     tracing::info!(actor, record = kind.noun(), name, "admin change");
-    // The write just succeeded, so the read almost always does; if not, the change stream
-    // delivers the change too, and its reader reloads until the store answers.
-    let _ = state.apply_change(kind, name).await;
+    // The write just succeeded, so the read almost always does; if not, the view is marked
+    // stale and reloaded until the store answers.
+    state.apply_change(kind, name).await;
 }
 
 // ---- users ----

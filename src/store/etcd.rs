@@ -208,8 +208,7 @@ impl EtcdTls {
 #[derive(Clone)]
 pub struct EtcdStore {
     client: Client,
-    prefix: String,
-    /// For messages (its Debug hides secrets).
+    /// The endpoints and prefix, and for messages whether TLS is on (its Debug hides secrets).
     settings: Arc<EtcdSettings>,
     /// When the watch last knew it was up to date (an answer from etcd on the watch stream).
     current: Arc<Mutex<Option<Instant>>>,
@@ -256,18 +255,17 @@ impl EtcdStore {
             .map_err(|e| unavailable(settings, &e))?;
         Ok(EtcdStore {
             client,
-            prefix: settings.prefix.clone(),
             settings: Arc::new(settings.clone()),
             current: Arc::default(),
         })
     }
 
     fn key(&self, kind: Kind, name: &str) -> String {
-        format!("{}/{}/{name}", self.prefix, kind.dir())
+        format!("{}/{}/{name}", self.settings.prefix, kind.dir())
     }
 
     fn collection(&self, kind: Kind) -> String {
-        format!("{}/{}/", self.prefix, kind.dir())
+        format!("{}/{}/", self.settings.prefix, kind.dir())
     }
 
     fn unavailable(&self, e: &etcd_client::Error) -> StoreError {
@@ -659,7 +657,7 @@ impl EtcdStore {
         tx: &mpsc::Sender<Event>,
         next: &mut Option<i64>,
     ) -> Result<Ended, etcd_client::Error> {
-        let root = format!("{}/", self.prefix);
+        let root = format!("{}/", self.settings.prefix);
         let mut options = WatchOptions::new().with_prefix().with_progress_notify();
         if let Some(revision) = *next {
             options = options.with_start_revision(revision);

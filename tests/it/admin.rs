@@ -5,7 +5,7 @@
 use base64::Engine;
 use serde_json::{json, Value};
 
-use crate::harness::{eventually, now, totp_of, Cli, Response, Server};
+use crate::harness::{call, eventually, now, totp_of, Cli, Response, Server};
 
 fn login(server: &Server, credentials: &str) -> String {
     let basic = format!(
@@ -15,19 +15,6 @@ fn login(server: &Server, credentials: &str) -> String {
     let r = server.request("POST", "/login", &[("Authorization", basic.as_str())], "");
     assert_eq!(r.status, 200, "login {credentials}: {r:?}");
     r.json()["access_token"].as_str().unwrap().to_owned()
-}
-
-fn call(server: &Server, method: &str, path: &str, token: &str, body: &str) -> Response {
-    let bearer = format!("Bearer {token}");
-    server.request(
-        method,
-        path,
-        &[
-            ("Authorization", bearer.as_str()),
-            ("Content-Type", "application/json"),
-        ],
-        body,
-    )
 }
 
 /// Status and `error` code of a response.

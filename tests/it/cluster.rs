@@ -158,16 +158,7 @@ impl TwoServers {
         path: &str,
         body: &str,
     ) -> crate::harness::Response {
-        let bearer = format!("Bearer {}", self.admin);
-        server.request(
-            method,
-            path,
-            &[
-                ("Authorization", bearer.as_str()),
-                ("Content-Type", "application/json"),
-            ],
-            body,
-        )
+        crate::harness::call(server, method, path, &self.admin, body)
     }
 }
 

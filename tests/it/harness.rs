@@ -438,6 +438,20 @@ fn mirror(mut stream: std::net::TcpStream) {
     }
 }
 
+/// A request with `token` as the bearer and a JSON body (the admin API's calls).
+pub fn call(server: &Server, method: &str, path: &str, token: &str, body: &str) -> Response {
+    let bearer = format!("Bearer {token}");
+    server.request(
+        method,
+        path,
+        &[
+            ("Authorization", bearer.as_str()),
+            ("Content-Type", "application/json"),
+        ],
+        body,
+    )
+}
+
 /// Calls `probe` every 100 ms until `done` holds for its answer (a running server learns of a
 /// CLI's change within a store poll or two), and returns that answer; after 10 s, fails naming
 /// `what` and the last answer.
